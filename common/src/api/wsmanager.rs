@@ -1,0 +1,82 @@
+//! ws-manager bodies: the connection registry, handler liveness, and event delivery.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::protocol::ServerFrame;
+
+/// One client connection on one ws-handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnectionRef {
+    /// The ws-handler instance holding the socket.
+    pub handler_id: Uuid,
+    /// The connection, unique across handlers.
+    pub connection_id: Uuid,
+}
+
+/// Internal `POST /internal/connections`: a ws-handler registers a new connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterConnection {
+    /// The authenticated user.
+    pub user_id: Uuid,
+    /// Where the socket lives.
+    pub connection: ConnectionRef,
+}
+
+/// Answer of registering or deregistering: how many connections the user has now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionCount {
+    /// Live connections of the user after the change.
+    pub connections: u32,
+}
+
+/// Internal `PUT /internal/handlers/{id}`: a ws-handler's heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandlerHeartbeat {
+    /// Base URL the gateway proxies WebSocket upgrades to (e.g. `http://127.0.0.1:8091`).
+    pub url: String,
+    /// Open connections on the handler now.
+    pub connections: u64,
+}
+
+/// Internal `GET /internal/handlers` item: a live ws-handler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandlerInfo {
+    /// Handler instance id.
+    pub handler_id: Uuid,
+    /// Base URL for WebSocket upgrades.
+    pub url: String,
+    /// Open connections at the last heartbeat.
+    pub connections: u64,
+    /// Last heartbeat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// Internal `POST /internal/deliver`: push an event to every live connection of users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliverRequest {
+    /// Recipients.
+    pub user_ids: Vec<Uuid>,
+    /// The event.
+    pub event: ServerFrame,
+    /// A connection to skip (the sender's own device).
+    pub except_connection: Option<Uuid>,
+}
+
+/// Answer of a delivery: how many connections it was routed to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliverResponse {
+    /// Connections the event was published to.
+    pub routed: u32,
+}
+
+/// What travels on the relay bus to one ws-handler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayEnvelope {
+    /// Target connections on that handler.
+    pub connection_ids: Vec<Uuid>,
+    /// The event to push to each.
+    pub event: ServerFrame,
+}

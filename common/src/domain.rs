@@ -1,0 +1,186 @@
+//! Validated value types shared by several services: gender, interests, age.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+/// Most interests a profile or a queue ticket may carry.
+pub const MAX_INTERESTS: usize = 20;
+/// Longest interest tag, in characters.
+pub const MAX_INTEREST_CHARS: usize = 32;
+/// Youngest age a user may have or ask for.
+pub const MIN_AGE: u8 = 18;
+/// Oldest age a user may ask for.
+pub const MAX_AGE: u8 = 120;
+
+/// A user's gender as shown to others and used for matching.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    /// Male.
+    Male,
+    /// Female.
+    Female,
+    /// Non-binary or another gender.
+    Other,
+}
+
+impl Gender {
+    /// Every gender, in a stable order.
+    pub const ALL: [Gender; 3] = [Gender::Male, Gender::Female, Gender::Other];
+
+    /// The `snake_case` name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Male => "male",
+            Gender::Female => "female",
+            Gender::Other => "other",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Gender> {
+        match s {
+            "male" => Some(Gender::Male),
+            "female" => Some(Gender::Female),
+            "other" => Some(Gender::Other),
+            _ => None,
+        }
+    }
+}
+
+/// Why an interest list was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterestError {
+    /// More than [`MAX_INTERESTS`] distinct tags.
+    #[error("at most {MAX_INTERESTS} interests are allowed")]
+    TooMany,
+    /// A tag empty after trimming.
+    #[error("an interest must not be empty")]
+    Empty,
+    /// A tag longer than [`MAX_INTEREST_CHARS`].
+    #[error("an interest must be at most {MAX_INTEREST_CHARS} characters")]
+    TooLong,
+    /// A tag with a control character.
+    #[error("an interest must not contain control characters")]
+    ControlCharacter,
+}
+
+impl InterestError {
+    /// The machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InterestError::TooMany => "too_many_interests",
+            InterestError::Empty | InterestError::TooLong | InterestError::ControlCharacter => {
+                "invalid_interest"
+            }
+        }
+    }
+}
+
+/// One normalised interest tag: trimmed, lower-case, 1 to 32 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Interest(String);
+
+impl Interest {
+    /// Normalises and validates one tag.
+    pub fn parse(raw: &str) -> Result<Interest, InterestError> {
+        let tag = raw.trim().to_lowercase();
+        if tag.is_empty() {
+            return Err(InterestError::Empty);
+        }
+        if tag.chars().count() > MAX_INTEREST_CHARS {
+            return Err(InterestError::TooLong);
+        }
+        if tag.chars().any(char::is_control) {
+            return Err(InterestError::ControlCharacter);
+        }
+        Ok(Interest(tag))
+    }
+
+    /// The tag text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Normalises a list of interest tags: each trimmed and lower-cased, duplicates removed
+/// (first occurrence kept), at most [`MAX_INTERESTS`] remaining.
+pub fn normalize_interests<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, InterestError> {
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for tag in raw {
+        let tag = Interest::parse(tag.as_ref())?.0;
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    if out.len() > MAX_INTERESTS {
+        return Err(InterestError::TooMany);
+    }
+    Ok(out)
+}
+
+/// Age in whole years on `today` of someone born on `birth_date`.
+pub fn age_on(birth_date: Date, today: Date) -> u8 {
+    let mut years = today.year() - birth_date.year();
+    if (today.month() as u8, today.day()) < (birth_date.month() as u8, birth_date.day()) {
+        years -= 1;
+    }
+    years.clamp(0, i32::from(u8::MAX)) as u8
+}
+
+/// Today's date in UTC.
+pub fn today_utc() -> Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn interests_are_trimmed_lowercased_and_deduplicated() {
+        let got = normalize_interests(&["  Rust ", "rust", "Jazz"]).unwrap();
+        assert_eq!(got, vec!["rust".to_owned(), "jazz".to_owned()]);
+    }
+
+    #[test]
+    fn an_empty_interest_is_rejected() {
+        assert_eq!(normalize_interests(&["   "]), Err(InterestError::Empty));
+    }
+
+    #[test]
+    fn an_interest_of_33_characters_is_rejected() {
+        let long = "a".repeat(33);
+        assert_eq!(normalize_interests(&[long]), Err(InterestError::TooLong));
+    }
+
+    #[test]
+    fn twenty_one_distinct_interests_are_rejected() {
+        let tags: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert_eq!(normalize_interests(&tags), Err(InterestError::TooMany));
+    }
+
+    #[test]
+    fn duplicates_do_not_count_towards_the_limit() {
+        let mut tags: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        tags.push("T0".to_owned());
+        assert_eq!(normalize_interests(&tags).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn age_counts_only_completed_years() {
+        assert_eq!(age_on(date!(2000 - 06 - 15), date!(2018 - 06 - 14)), 17);
+        assert_eq!(age_on(date!(2000 - 06 - 15), date!(2018 - 06 - 15)), 18);
+    }
+
+    #[test]
+    fn genders_round_trip_through_their_names() {
+        for g in Gender::ALL {
+            assert_eq!(Gender::parse(g.as_str()), Some(g));
+        }
+    }
+}

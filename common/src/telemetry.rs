@@ -1,0 +1,162 @@
+//! Tracing, request ids, Prometheus metrics and the health endpoints every service shares.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::ApiError;
+
+/// The request id header, set by the gateway (or the first service to see a request) and
+/// propagated to every response and log line.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber once; later calls are no-ops. The filter comes
+/// from `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .expect("the bucket list is not empty");
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is already global (e.g. in a test harness): keep a
+                // private one so /metrics still answers.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// `GET /healthz` (liveness) and `GET /metrics` (Prometheus text format).
+pub fn health_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/metrics", get(|| async { metrics_handle().render() }))
+}
+
+/// Answer of a readiness check: 200 `{"status":"ready"}` or 503 with the uniform body.
+pub fn readiness(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(cause) => {
+            tracing::warn!(%cause, "not ready");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "a backend is unavailable")
+                .into_response()
+        }
+    }
+}
+
+/// Wraps a service's router with the standard layers: request id (set if absent, then
+/// propagated), redaction of credentials in traces, per-request tracing, HTTP metrics
+/// labelled with `service`, and a panic guard that answers 500 with the uniform body.
+pub fn service_layers(router: Router, service: &'static str) -> Router {
+    router
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            record_http_metrics(service, req, next)
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal(&"a request handler panicked").into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    service,
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id,
+                )
+            }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+            axum::http::header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderName::from_static(crate::auth::SERVICE_TOKEN_HEADER),
+        ]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+async fn record_http_metrics(service: &'static str, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Retries `attempt` with capped exponential backoff until it succeeds; used at startup
+/// to wait for a backend that is not up yet.
+pub async fn retry_until_ok<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(err) => {
+                tracing::warn!(what, error = %err, retry_in_ms = delay.as_millis() as u64, "not available yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The whole Random Chats platform in one process.
+
+fn main() {}
