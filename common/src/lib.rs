@@ -10,6 +10,7 @@
 //! - [`extract`]: axum extractors whose rejections use that body.
 //! - [`token`]: access-token claims, JWKS documents and local token verification.
 //! - [`auth`]: the `AuthUser` and `ServiceCaller` extractors.
+//! - [`jwks`]: loading and refreshing the published token keys in a verifier.
 //! - [`client`]: a service-to-service client over HTTP or, in one process, in-process.
 //! - [`telemetry`]: tracing, request ids, Prometheus metrics, health endpoints.
 //! - [`shutdown`]: ctrl-c / SIGTERM handling.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod jwks;
 pub mod protocol;
 pub mod shutdown;
 pub mod telemetry;
