@@ -1,0 +1,74 @@
+//! Gateway settings, from flags or `GATEWAY_*` environment variables.
+
+use std::net::SocketAddr;
+
+use common::config::{CommonArgs, parse_listen};
+
+/// Every gateway setting.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gateway", version, about = "The one public entry of Random Chats")]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+
+    /// Base URL of auth-service.
+    #[arg(long, env = "GATEWAY_AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    pub auth_url: String,
+
+    /// Base URL of message-service.
+    #[arg(long, env = "GATEWAY_MESSAGE_URL", default_value = "http://127.0.0.1:8082")]
+    pub message_url: String,
+
+    /// Base URL of matching-service.
+    #[arg(long, env = "GATEWAY_MATCHING_URL", default_value = "http://127.0.0.1:8083")]
+    pub matching_url: String,
+
+    /// Base URL of ws-manager, asked for the live ws-handlers and their load.
+    #[arg(long, env = "GATEWAY_WS_MANAGER_URL", default_value = "http://127.0.0.1:8084")]
+    pub ws_manager_url: String,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Request limits and CORS.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (larger answers 413).
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Sustained requests per second allowed per client IP.
+    #[arg(long, env = "GATEWAY_RATE_PER_SECOND", default_value_t = 50)]
+    pub rate_per_second: u32,
+
+    /// Burst of requests allowed per client IP above the sustained rate.
+    #[arg(long, env = "GATEWAY_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
+
+    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted
+    /// proxy that sets it).
+    #[arg(long, env = "GATEWAY_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Origins allowed by CORS, comma-separated; `*` allows any (tokens travel in
+    /// headers, never cookies, so no credentials mode is needed).
+    #[arg(long, env = "GATEWAY_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            rate_per_second: 50,
+            rate_burst: 200,
+            trust_forwarded_for: false,
+            cors_origins: vec!["*".to_owned()],
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The REST proxy: picks the upstream by path, checks the access token, forwards.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use common::auth::SERVICE_TOKEN_HEADER;
+use common::client::ServiceClient;
+use common::error::ApiError;
+
+use crate::state::AppState;
+
+/// Which service owns a public path, and whether it may be called without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// auth-service.
+    Auth,
+    /// message-service.
+    Message,
+    /// matching-service.
+    Matching,
+}
+
+/// The upstream for `path`, or `None` for paths the gateway does not expose (including
+/// everything under `/internal`).
+pub fn route_for(path: &str) -> Option<Route> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/v1/auth") || under("/v1/me") || path == "/.well-known/jwks.json" {
+        Some(Route::Auth)
+    } else if under("/v1/chats") || under("/v1/blocks") || under("/v1/reports") {
+        Some(Route::Message)
+    } else if under("/v1/queue") {
+        Some(Route::Matching)
+    } else {
+        None
+    }
+}
+
+/// Routes that need no access token: signing up, logging in, refreshing, the JWKS.
+pub fn is_anonymous(method: &Method, path: &str) -> bool {
+    matches!(
+        (method, path),
+        (&Method::POST, "/v1/auth/signup" | "/v1/auth/login" | "/v1/auth/refresh")
+            | (&Method::GET, "/.well-known/jwks.json")
+    )
+}
+
+/// Headers that belong to one hop and are never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Removes hop-by-hop headers (and a forged service credential) before forwarding.
+pub fn strip_hop_headers(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(SERVICE_TOKEN_HEADER);
+}
+
+/// Fallback handler: every public REST route.
+pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
+    match forward_inner(&state, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn forward_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_owned();
+    let route = route_for(&path).ok_or_else(|| ApiError::not_found("no such route"))?;
+    if !is_anonymous(request.method(), &path) {
+        common::auth::authenticate(request.headers(), state.verifier())?;
+    }
+    let upstream: &ServiceClient = match route {
+        Route::Auth => &state.upstreams().auth,
+        Route::Message => &state.upstreams().message,
+        Route::Matching => &state.upstreams().matching,
+    };
+    let limit = state.limits().max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(common::extract::body_too_large());
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| common::extract::body_too_large())?;
+    strip_hop_headers(&mut parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let upstream_request = Request::from_parts(parts, Body::from(bytes));
+    let mut response = upstream
+        .send(upstream_request)
+        .await
+        .map_err(|e| e.into_api_error())?;
+    strip_hop_headers(response.headers_mut());
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_paths_are_not_routed() {
+        assert_eq!(route_for("/internal/users/1/profile"), None);
+        assert_eq!(route_for("/v1/chatsx"), None);
+    }
+
+    #[test]
+    fn public_paths_reach_their_service() {
+        assert_eq!(route_for("/v1/auth/login"), Some(Route::Auth));
+        assert_eq!(route_for("/v1/me/sessions"), Some(Route::Auth));
+        assert_eq!(route_for("/v1/chats/abc/messages"), Some(Route::Message));
+        assert_eq!(route_for("/v1/blocks"), Some(Route::Message));
+        assert_eq!(route_for("/v1/queue"), Some(Route::Matching));
+    }
+
+    #[test]
+    fn only_sign_up_log_in_refresh_and_jwks_are_anonymous() {
+        assert!(is_anonymous(&Method::POST, "/v1/auth/login"));
+        assert!(!is_anonymous(&Method::POST, "/v1/auth/logout"));
+        assert!(!is_anonymous(&Method::GET, "/v1/me"));
+    }
+}
