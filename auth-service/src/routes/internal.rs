@@ -1,0 +1,57 @@
+//! Internal endpoints for other services; they require the service credential.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use common::api::auth::{MatchingProfile, PublicProfile};
+use common::auth::ServiceCaller;
+use common::domain::today_utc;
+use common::extract::{Json, Path};
+use uuid::Uuid;
+
+use super::public_profile_of;
+use crate::error::AuthError;
+use crate::state::AppState;
+use crate::store::User;
+
+/// `/internal/users/*`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/users/{id}", get(matching_profile))
+        .route("/internal/users/{id}/profile", get(public_profile))
+}
+
+async fn user(state: &AppState, id: Uuid) -> Result<User, AuthError> {
+    state
+        .users()
+        .user_by_id(id)
+        .await?
+        .ok_or(AuthError::NotFound("no such user"))
+}
+
+/// GET /internal/users/{id}/profile
+///
+/// What other users may know of a user.
+pub async fn public_profile(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<PublicProfile>, AuthError> {
+    let user = user(&state, id).await?;
+    Ok(Json(public_profile_of(&user, today_utc())))
+}
+
+/// GET /internal/users/{id}
+///
+/// The public profile plus the default matching preferences, for the matching service.
+pub async fn matching_profile(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<MatchingProfile>, AuthError> {
+    let user = user(&state, id).await?;
+    Ok(Json(MatchingProfile {
+        profile: public_profile_of(&user, today_utc()),
+        preferences: user.preferences,
+    }))
+}

@@ -1,0 +1,254 @@
+//! The shared state of every handler, and building it from settings.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use common::auth::ServiceCredential;
+use common::token::{SigningKeyPem, TokenSigner, TokenVerifier};
+use secrecy::ExposeSecret;
+
+use crate::config::{AuthConfig, SessionsBackend, Settings};
+use crate::password::PasswordHasher;
+use crate::store::dynamodb::{DynamoConfig, DynamoSessionStore};
+use crate::store::postgres::{self, PgUserStore};
+use crate::store::sqlite::{self, SqliteSessionStore, SqliteUserStore};
+use crate::store::{SessionStore, UserStore};
+use crate::throttle::LoginThrottle;
+
+/// The two stores of the service.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Accounts, profiles, preferences.
+    pub users: Arc<dyn UserStore>,
+    /// Refresh sessions.
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+impl Stores {
+    /// Both stores in one SQLite database (the embedded form), e.g.
+    /// `sqlite://./data/auth.db?mode=rwc` or `sqlite::memory:`.
+    pub async fn sqlite(url: &str) -> anyhow::Result<Self> {
+        let pool = sqlite::connect(url)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        Ok(Self {
+            users: Arc::new(SqliteUserStore::new(pool.clone())),
+            sessions: Arc::new(SqliteSessionStore::new(pool)),
+        })
+    }
+
+    /// The stores named by `settings`; waits (retrying) for PostgreSQL and DynamoDB to
+    /// answer so that the service can start before its backends.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let users: Arc<dyn UserStore> = if settings.users_on_postgres() {
+            let pool = postgres::pool(&settings.database_url, settings.database_max_connections)
+                .context("configuring the PostgreSQL pool")?;
+            common::telemetry::retry_until_ok("PostgreSQL migrations", || postgres::migrate(&pool))
+                .await;
+            Arc::new(PgUserStore::new(pool))
+        } else {
+            let pool = sqlite::connect(&settings.database_url)
+                .await
+                .context("opening the users database")?;
+            Arc::new(SqliteUserStore::new(pool))
+        };
+        let sessions: Arc<dyn SessionStore> = match settings.sessions_backend {
+            SessionsBackend::Sqlite => {
+                let url = settings.sessions_sqlite_url();
+                let pool = sqlite::connect(&url)
+                    .await
+                    .with_context(|| format!("opening the sessions database {url}"))?;
+                Arc::new(SqliteSessionStore::new(pool))
+            }
+            SessionsBackend::Dynamodb => {
+                let store = DynamoSessionStore::connect(&DynamoConfig {
+                    table: settings.dynamodb_table.clone(),
+                    endpoint: settings.dynamodb_endpoint.clone(),
+                    region: settings.dynamodb_region.clone(),
+                    timeout: std::time::Duration::from_millis(settings.dynamodb_timeout_ms),
+                })
+                .await;
+                common::telemetry::retry_until_ok("DynamoDB sessions table", || {
+                    store.ensure_table()
+                })
+                .await;
+                Arc::new(store)
+            }
+        };
+        Ok(Self { users, sessions })
+    }
+}
+
+/// The signing key named by `settings`: `AUTH_SIGNING_KEY_PEM` if set, else the key file,
+/// which is generated (mode 0600) when it does not exist.
+pub fn load_signer(settings: &Settings) -> anyhow::Result<TokenSigner> {
+    let issuer = &settings.common.token_issuer;
+    let audience = &settings.common.token_audience;
+    if let Some(pem) = &settings.signing_key_pem {
+        return TokenSigner::from_pem(pem.expose_secret(), issuer, audience)
+            .context("AUTH_SIGNING_KEY_PEM");
+    }
+    let path = &settings.signing_key_file;
+    if !path.exists() {
+        write_new_key(path)
+            .with_context(|| format!("writing a new signing key to {}", path.display()))?;
+        tracing::info!(path = %path.display(), "generated a new access-token signing key");
+    }
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    TokenSigner::from_pem(&pem, issuer, audience)
+        .with_context(|| format!("signing key in {}", path.display()))
+}
+
+fn write_new_key(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    // `create_new` so that two processes starting at once cannot overwrite each other's key.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(SigningKeyPem::generate().expose().as_bytes())?;
+            file.sync_all()
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    stores: Stores,
+    signer: TokenSigner,
+    verifier: TokenVerifier,
+    credential: ServiceCredential,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    config: AuthConfig,
+}
+
+impl AppState {
+    /// Assembles the state. `verifier` must trust `signer`'s key (e.g.
+    /// `TokenVerifier::from_jwks(issuer, audience, &signer.jwks())`); in one process the
+    /// same verifier may be shared with the other services.
+    pub fn new(
+        stores: Stores,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+        credential: ServiceCredential,
+        config: AuthConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hasher: PasswordHasher::new(config.argon2_concurrency),
+                throttle: LoginThrottle::new(config.throttle.clone()),
+                stores,
+                signer,
+                verifier,
+                credential,
+                config,
+            }),
+        }
+    }
+
+    /// Builds the whole state from settings: stores, signing key, verifier.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let signer = load_signer(settings)?;
+        let verifier = TokenVerifier::from_jwks(
+            &settings.common.token_issuer,
+            &settings.common.token_audience,
+            &signer.jwks(),
+        )
+        .map_err(|e| anyhow::anyhow!("loading our own public key: {e}"))?;
+        let stores = Stores::from_settings(settings).await?;
+        Ok(Self::new(
+            stores,
+            signer,
+            verifier,
+            settings.common.service_token.clone(),
+            settings.auth_config(),
+        ))
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &dyn UserStore {
+        self.inner.stores.users.as_ref()
+    }
+
+    /// The session store.
+    pub fn sessions(&self) -> &dyn SessionStore {
+        self.inner.stores.sessions.as_ref()
+    }
+
+    /// The access-token signer.
+    pub fn signer(&self) -> &TokenSigner {
+        &self.inner.signer
+    }
+
+    /// The access-token verifier.
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.inner.verifier
+    }
+
+    /// The password hasher.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    /// The login throttle.
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.inner.throttle
+    }
+
+    /// The behaviour settings.
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+}
+
+impl FromRef<AppState> for TokenVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.verifier.clone()
+    }
+}
+
+impl FromRef<AppState> for ServiceCredential {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.credential.clone()
+    }
+}
+
+/// How often ended refresh sessions are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Spawns a task that deletes refresh sessions past their absolute lifetime every hour
+/// (backends with native expiry do nothing).
+pub fn spawn_purge(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            match state.sessions().purge_expired(crate::store::now()).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted expired refresh sessions"),
+                Err(err) => tracing::warn!(error = %err, "cannot delete expired refresh sessions"),
+            }
+        }
+    })
+}

@@ -1,0 +1,616 @@
+//! Refresh sessions in DynamoDB.
+//!
+//! One table, key `pk` (string), two kinds of item:
+//!
+//! - `session#<id>`: `user_id`, `current_hash` (binary), `created_at`, `last_used_at`,
+//!   `expires_at`, optional `revoked_at` (all milliseconds since the epoch);
+//! - `token#<base64url sha-256>`: `session_id` — one per refresh token ever issued, so that
+//!   a rotated token presented again is recognised as reuse of its family.
+//!
+//! Both carry `ttl` (seconds since the epoch, the session's absolute end) as the table's
+//! TTL attribute, so DynamoDB deletes them after the session ends. The global secondary
+//! index [`USER_INDEX`] (`user_id`, `created_at`) lists a user's sessions. Rotation is a
+//! transaction whose session update is conditional on the presented hash still being
+//! current, so that of two concurrent refreshes with one token exactly one wins.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Session, SessionStore, StoreError, TokenHash, TokenLookup};
+
+/// Name of the global secondary index on `user_id`.
+pub const USER_INDEX: &str = "user_id-created_at-index";
+/// Name of the TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// Where the sessions table lives.
+#[derive(Debug, Clone)]
+pub struct DynamoConfig {
+    /// Table name.
+    pub table: String,
+    /// Endpoint URL of a local or compatible server (e.g. `http://127.0.0.1:8000`); `None`
+    /// for AWS itself.
+    pub endpoint: Option<String>,
+    /// Region; `None` to take it from the AWS environment.
+    pub region: Option<String>,
+    /// Time limit of one request attempt and of connecting: a DynamoDB that does not
+    /// answer fails the request fast (503) instead of holding it.
+    pub timeout: Duration,
+}
+
+/// Refresh sessions in DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoSessionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSessionStore {
+    /// Builds a client from the AWS environment (credentials, region) and `config`; with
+    /// an explicit endpoint and no AWS credentials in the environment, static placeholder
+    /// credentials are used, as local servers accept any.
+    pub async fn connect(config: &DynamoConfig) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.timeout)
+            .operation_attempt_timeout(config.timeout)
+            .operation_timeout(config.timeout * 3)
+            .build();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint.clone());
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                loader = loader
+                    .credentials_provider(Credentials::new("local", "local", None, None, "static"));
+            }
+        }
+        let sdk_config = loader.load().await;
+        Self {
+            client: Client::new(&sdk_config),
+            table: config.table.clone(),
+        }
+    }
+
+    /// A store on an existing client.
+    pub fn from_client(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table, its user index and its TTL setting, whichever is missing.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(err) if is_code(&err, "ResourceNotFoundException") => false,
+            Err(err) => return Err(classify(err)),
+        };
+        if !exists {
+            self.create_table().await?;
+        }
+        self.wait_active().await?;
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        let enabled = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status())
+            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
+        if !enabled {
+            let spec = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(backend)?;
+            self.client
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    async fn create_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str, ty: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ty)
+                .build()
+                .map_err(backend)
+        };
+        let key = |name: &str, ty: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(ty)
+                .build()
+                .map_err(backend)
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(USER_INDEX)
+            .key_schema(key("user_id", KeyType::Hash)?)
+            .key_schema(key("created_at", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(backend)?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("user_id", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("created_at", ScalarAttributeType::N)?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {
+                tracing::info!(table = %self.table, "created the DynamoDB sessions table");
+                Ok(())
+            }
+            // Another instance created it meanwhile.
+            Err(err) if is_code(&err, "ResourceInUseException") => Ok(()),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn wait_active(&self) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = described.table().and_then(|t| t.table_status());
+            if matches!(status, Some(TableStatus::Active)) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "table {} is not active after 60 s",
+                    self.table
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Deletes the table (tests clean up with it).
+    pub async fn delete_table(&self) -> Result<(), StoreError> {
+        self.client
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", session_key(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        item.item().map(session_from_item).transpose()
+    }
+
+    /// Ids of a user's sessions per the index (eventually consistent), filtered to those
+    /// the index believes active.
+    async fn indexed_active_ids(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("user_id = :uid")
+            .filter_expression("attribute_not_exists(revoked_at) AND expires_at > :now")
+            .expression_attribute_values(":uid", AttributeValue::S(user_id.to_string()))
+            .expression_attribute_values(":now", number(millis(now)))
+            .projection_expression("pk")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            for item in page.items() {
+                let pk = string(item, "pk")?;
+                let id = pk
+                    .strip_prefix("session#")
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| {
+                        StoreError::Backend(format!("unexpected key {pk} in {USER_INDEX}"))
+                    })?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+fn session_key(id: Uuid) -> AttributeValue {
+    AttributeValue::S(format!("session#{id}"))
+}
+
+fn token_key(hash: &TokenHash) -> AttributeValue {
+    AttributeValue::S(format!("token#{}", URL_SAFE_NO_PAD.encode(hash.0)))
+}
+
+fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Backend(format!("invalid stored time {ms}: {e}")))
+}
+
+fn ttl_of(session: &Session) -> AttributeValue {
+    number(session.expires_at.unix_timestamp())
+}
+
+fn string<'a>(
+    item: &'a HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Backend(format!("item without string attribute {name}")))
+}
+
+fn integer(item: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<i64>, StoreError> {
+    item.get(name)
+        .map(|v| {
+            v.as_n()
+                .ok()
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| StoreError::Backend(format!("attribute {name} is not an integer")))
+        })
+        .transpose()
+}
+
+fn required_time(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<OffsetDateTime, StoreError> {
+    let ms =
+        integer(item, name)?.ok_or_else(|| StoreError::Backend(format!("item without {name}")))?;
+    from_millis(ms)
+}
+
+fn session_from_item(item: &HashMap<String, AttributeValue>) -> Result<Session, StoreError> {
+    let pk = string(item, "pk")?;
+    let id = pk
+        .strip_prefix("session#")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| StoreError::Backend(format!("unexpected session key {pk}")))?;
+    let user_id = Uuid::parse_str(string(item, "user_id")?)
+        .map_err(|e| StoreError::Backend(format!("session {id}: invalid user_id: {e}")))?;
+    let hash: [u8; 32] = item
+        .get("current_hash")
+        .and_then(|v| v.as_b().ok())
+        .and_then(|b| b.as_ref().try_into().ok())
+        .ok_or_else(|| StoreError::Backend(format!("session {id}: invalid current_hash")))?;
+    Ok(Session {
+        id,
+        user_id,
+        current_hash: TokenHash(hash),
+        created_at: required_time(item, "created_at")?,
+        last_used_at: required_time(item, "last_used_at")?,
+        expires_at: required_time(item, "expires_at")?,
+        revoked_at: integer(item, "revoked_at")?.map(from_millis).transpose()?,
+    })
+}
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn is_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, code: &str) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code) == Some(code)
+}
+
+/// Maps an SDK error: transport failures, timeouts, throttling and server errors mean the
+/// backend is unavailable (503); anything else is a bug or misconfiguration (500).
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(text)
+        }
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionInProgressException",
+            ) => StoreError::Unavailable(text),
+            _ => StoreError::Backend(text),
+        },
+        _ => StoreError::Backend(text),
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoSessionStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut session_item = Put::builder()
+            .table_name(&self.table)
+            .item("pk", session_key(session.id))
+            .item("user_id", AttributeValue::S(session.user_id.to_string()))
+            .item(
+                "current_hash",
+                AttributeValue::B(Blob::new(session.current_hash.0.to_vec())),
+            )
+            .item("created_at", number(millis(session.created_at)))
+            .item("last_used_at", number(millis(session.last_used_at)))
+            .item("expires_at", number(millis(session.expires_at)))
+            .item(TTL_ATTRIBUTE, ttl_of(session))
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(revoked_at) = session.revoked_at {
+            session_item = session_item.item("revoked_at", number(millis(revoked_at)));
+        }
+        let token_item = Put::builder()
+            .table_name(&self.table)
+            .item("pk", token_key(&session.current_hash))
+            .item("session_id", AttributeValue::S(session.id.to_string()))
+            .item(TTL_ATTRIBUTE, ttl_of(session))
+            .condition_expression("attribute_not_exists(pk)");
+        self.client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(session_item.build().map_err(backend)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(token_item.build().map_err(backend)?)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.get_session(id).await
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<TokenLookup>, StoreError> {
+        let token = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", token_key(hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(item) = token.item() else {
+            return Ok(None);
+        };
+        let session_id = Uuid::parse_str(string(item, "session_id")?)
+            .map_err(|e| StoreError::Backend(format!("token item with invalid session_id: {e}")))?;
+        Ok(self
+            .get_session(session_id)
+            .await?
+            .map(|session| TokenLookup {
+                is_current: session.current_hash == *hash,
+                session,
+            }))
+    }
+
+    async fn rotate(
+        &self,
+        session: &Session,
+        new: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", session_key(session.id))
+            .update_expression("SET current_hash = :new, last_used_at = :now")
+            .condition_expression(
+                "current_hash = :old AND attribute_not_exists(revoked_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":new", AttributeValue::B(Blob::new(new.0.to_vec())))
+            .expression_attribute_values(
+                ":old",
+                AttributeValue::B(Blob::new(session.current_hash.0.to_vec())),
+            )
+            .expression_attribute_values(":now", number(millis(now)))
+            .build()
+            .map_err(backend)?;
+        let token_item = Put::builder()
+            .table_name(&self.table)
+            .item("pk", token_key(new))
+            .item("session_id", AttributeValue::S(session.id.to_string()))
+            .item(TTL_ATTRIBUTE, ttl_of(session))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(token_item).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    err.as_service_error()
+                    && cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                {
+                    return Ok(false);
+                }
+                // Two transactions on one item at once: DynamoDB cancels the loser with
+                // `TransactionConflict`; it lost the race just like a failed condition.
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    err.as_service_error()
+                    && cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                {
+                    return Ok(false);
+                }
+                Err(classify(err))
+            }
+        }
+    }
+
+    async fn revoke(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", session_key(id))
+            .update_expression("SET revoked_at = :now")
+            .condition_expression(
+                "user_id = :uid AND attribute_not_exists(revoked_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":uid", AttributeValue::S(user_id.to_string()))
+            .expression_attribute_values(":now", number(millis(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    async fn revoke_all(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut ended = 0;
+        for id in self.indexed_active_ids(user_id, now).await? {
+            if Some(id) != keep && self.revoke(user_id, id, now).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn active_sessions(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        // The index is eventually consistent; each session is re-read consistently so a
+        // session ended a moment ago is not listed as active.
+        for id in self.indexed_active_ids(user_id, now).await? {
+            if let Some(session) = self.get_session(id).await?
+                && session.user_id == user_id
+                && session.is_active(now)
+            {
+                sessions.push(session);
+            }
+        }
+        sessions.sort_by_key(|s| (s.created_at, s.id));
+        Ok(sessions)
+    }
+
+    async fn purge_expired(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
+        // The table's TTL attribute makes DynamoDB delete ended sessions and tokens itself.
+        Ok(0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

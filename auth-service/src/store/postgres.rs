@@ -1,0 +1,172 @@
+//! Users in PostgreSQL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::api::auth::Preferences;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{ACQUIRE_TIMEOUT, ProfileUpdate, StoreError, User, UserRow, UserStore, user_columns};
+
+/// Migrations of the PostgreSQL schema.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A lazily connecting pool for `url`: it opens connections on demand, so it works (and
+/// recovers) whether or not the server is up; requests fail after [`ACQUIRE_TIMEOUT`]
+/// while it is down.
+pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .idle_timeout(Duration::from_secs(600))
+        .max_lifetime(Duration::from_secs(1800))
+        // A connection broken by a server restart is found out before it serves a request.
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// Applies the migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
+        other => StoreError::Backend(format!("PostgreSQL migrations failed: {other}")),
+    })
+}
+
+/// Users in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgUserStore {
+    pool: PgPool,
+}
+
+impl PgUserStore {
+    /// A store on a migrated pool (see [`pool`] and [`migrate`]).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl UserStore for PgUserStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, display_name, gender, birth_date, \
+             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(user.gender.as_str())
+        .bind(user.birth_date)
+        .bind(Json(&user.interests))
+        .bind(Json(&user.preferences.genders))
+        .bind(i32::from(user.preferences.min_age))
+        .bind(i32::from(user.preferences.max_age))
+        .bind(Json(&user.preferences.interests))
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        update: &ProfileUpdate,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "UPDATE users SET display_name = COALESCE($1, display_name), \
+             gender = COALESCE($2, gender), birth_date = COALESCE($3, birth_date), \
+             interests = COALESCE($4, interests), updated_at = $5 WHERE id = $6 RETURNING ",
+            user_columns!()
+        ))
+        .bind(update.display_name.as_deref())
+        .bind(update.gender.map(|g| g.as_str()))
+        .bind(update.birth_date)
+        .bind(update.interests.as_ref().map(Json))
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn set_preferences(
+        &self,
+        id: Uuid,
+        preferences: &Preferences,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET pref_genders = $1, pref_min_age = $2, pref_max_age = $3, \
+             pref_interests = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(Json(&preferences.genders))
+        .bind(i32::from(preferences.min_age))
+        .bind(i32::from(preferences.max_age))
+        .bind(Json(&preferences.interests))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(password_hash)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

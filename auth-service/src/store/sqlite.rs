@@ -1,0 +1,423 @@
+//! The embedded backend: users and refresh sessions in one SQLite file.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::api::auth::Preferences;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    ACQUIRE_TIMEOUT, ProfileUpdate, Session, SessionStore, StoreError, TokenHash, TokenLookup,
+    User, UserRow, UserStore, user_columns,
+};
+
+/// Migrations of the SQLite schema (users and sessions alike, so one file serves both).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Opens (creating if missing) the SQLite database at `url` and applies the migrations.
+///
+/// `url` is a `sqlite:` URL such as `sqlite://./data/auth.db?mode=rwc` or
+/// `sqlite::memory:`; the parent directory of a file is created if needed.
+pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        // Writers queue on SQLite's lock rather than failing at once under contention.
+        .busy_timeout(Duration::from_secs(5));
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let in_memory = options.get_filename().as_os_str() == ":memory:" || url.contains(":memory:");
+    let pool = SqlitePoolOptions::new()
+        // An in-memory database lives and dies with its one connection.
+        .max_connections(if in_memory { 1 } else { 8 })
+        .min_connections(usize::from(in_memory) as u32)
+        .idle_timeout(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(1800))
+        })
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Backend(format!("SQLite migrations failed: {e}")))?;
+    Ok(pool)
+}
+
+/// Users in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteUserStore {
+    pool: SqlitePool,
+}
+
+impl SqliteUserStore {
+    /// A store on an open, migrated pool (see [`connect`]).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteUserStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, display_name, gender, birth_date, \
+             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.display_name)
+        .bind(user.gender.as_str())
+        .bind(user.birth_date)
+        .bind(Json(&user.interests))
+        .bind(Json(&user.preferences.genders))
+        .bind(i32::from(user.preferences.min_age))
+        .bind(i32::from(user.preferences.max_age))
+        .bind(Json(&user.preferences.interests))
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        update: &ProfileUpdate,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "UPDATE users SET display_name = COALESCE(?, display_name), \
+             gender = COALESCE(?, gender), birth_date = COALESCE(?, birth_date), \
+             interests = COALESCE(?, interests), updated_at = ? WHERE id = ? RETURNING ",
+            user_columns!()
+        ))
+        .bind(update.display_name.as_deref())
+        .bind(update.gender.map(|g| g.as_str()))
+        .bind(update.birth_date)
+        .bind(update.interests.as_ref().map(Json))
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn set_preferences(
+        &self,
+        id: Uuid,
+        preferences: &Preferences,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET pref_genders = ?, pref_min_age = ?, pref_max_age = ?, \
+             pref_interests = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(Json(&preferences.genders))
+        .bind(i32::from(preferences.min_age))
+        .bind(i32::from(preferences.max_age))
+        .bind(Json(&preferences.interests))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Refresh sessions in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteSessionStore {
+    pool: SqlitePool,
+}
+
+impl SqliteSessionStore {
+    /// A store on an open, migrated pool (see [`connect`]).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Backend(format!("invalid stored time {ms}: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    current_hash: Vec<u8>,
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        let hash: [u8; 32] = row
+            .current_hash
+            .try_into()
+            .map_err(|_| StoreError::Backend(format!("session {}: invalid token hash", row.id)))?;
+        Ok(Session {
+            id: row.id,
+            user_id: row.user_id,
+            current_hash: TokenHash(hash),
+            created_at: from_millis(row.created_at)?,
+            last_used_at: from_millis(row.last_used_at)?,
+            expires_at: from_millis(row.expires_at)?,
+            revoked_at: row.revoked_at.map(from_millis).transpose()?,
+        })
+    }
+}
+
+const SESSION_COLUMNS: &str =
+    "id, user_id, current_hash, created_at, last_used_at, expires_at, revoked_at";
+
+#[async_trait]
+impl SessionStore for SqliteSessionStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO refresh_sessions (id, user_id, current_hash, created_at, last_used_at, \
+             expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(&session.current_hash.0[..])
+        .bind(millis(session.created_at))
+        .bind(millis(session.last_used_at))
+        .bind(millis(session.expires_at))
+        .bind(session.revoked_at.map(millis))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(&session.current_hash.0[..])
+        .bind(session.id)
+        .bind(millis(session.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM refresh_sessions WHERE id = ?");
+        sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Session::try_from)
+            .transpose()
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<TokenLookup>, StoreError> {
+        let row = sqlx::query_as::<_, SessionRow>(
+            "SELECT s.id, s.user_id, s.current_hash, s.created_at, s.last_used_at, s.expires_at, \
+             s.revoked_at FROM refresh_tokens t JOIN refresh_sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = ?",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let session = Session::try_from(row)?;
+            Ok(TokenLookup {
+                is_current: session.current_hash == *hash,
+                session,
+            })
+        })
+        .transpose()
+    }
+
+    async fn rotate(
+        &self,
+        session: &Session,
+        new: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE refresh_sessions SET current_hash = ?, last_used_at = ? \
+             WHERE id = ? AND current_hash = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(&new.0[..])
+        .bind(millis(now))
+        .bind(session.id)
+        .bind(&session.current_hash.0[..])
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(&new.0[..])
+        .bind(session.id)
+        .bind(millis(session.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_sessions SET revoked_at = ? \
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+        )
+        .bind(millis(now))
+        .bind(id)
+        .bind(user_id)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_all(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_sessions SET revoked_at = ? \
+             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+             AND (? IS NULL OR id <> ?)",
+        )
+        .bind(millis(now))
+        .bind(user_id)
+        .bind(millis(now))
+        .bind(keep)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn active_sessions(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM refresh_sessions \
+             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id"
+        );
+        sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Session::try_from)
+            .collect()
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM refresh_sessions WHERE expires_at <= ?")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
