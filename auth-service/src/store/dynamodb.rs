@@ -9,11 +9,13 @@
 //!
 //! Both carry `ttl` (seconds since the epoch, the session's absolute end) as the table's
 //! TTL attribute, so DynamoDB deletes them after the session ends. The global secondary
-//! index [`USER_INDEX`] (`user_id`, `created_at`) lists a user's sessions. Rotation is a
-//! transaction whose session update is conditional on the presented hash still being
-//! current, so that of two concurrent refreshes with one token exactly one wins.
+//! index [`USER_INDEX`] (`user_id`, `created_at`) lists a user's sessions. Rotation is an
+//! update of the session item conditional on the presented hash still being current, so
+//! that of two concurrent refreshes with one token exactly one wins (within one process,
+//! rotations of a session are also serialised by a lock).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,12 +23,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,6 +61,28 @@ pub struct DynamoConfig {
 pub struct DynamoSessionStore {
     client: Client,
     table: String,
+    rotations: Arc<RotationLocks>,
+}
+
+/// Striped locks serialising the rotations of one session within this process.
+///
+/// Between processes the conditional write alone decides which of two concurrent
+/// rotations wins. Within one process the lock also spares the loser a doomed write,
+/// and keeps the guarantee on DynamoDB emulators (such as moto) that do not apply
+/// conditional writes atomically under concurrent requests.
+#[derive(Debug)]
+struct RotationLocks([tokio::sync::Mutex<()>; ROTATION_STRIPES]);
+
+const ROTATION_STRIPES: usize = 256;
+
+impl RotationLocks {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+
+    fn for_session(&self, id: Uuid) -> &tokio::sync::Mutex<()> {
+        &self.0[usize::from(id.as_bytes()[15]) % ROTATION_STRIPES]
+    }
 }
 
 impl DynamoSessionStore {
@@ -85,10 +108,7 @@ impl DynamoSessionStore {
             }
         }
         let sdk_config = loader.load().await;
-        Self {
-            client: Client::new(&sdk_config),
-            table: config.table.clone(),
-        }
+        Self::from_client(Client::new(&sdk_config), config.table.clone())
     }
 
     /// A store on an existing client.
@@ -96,6 +116,7 @@ impl DynamoSessionStore {
         Self {
             client,
             table: table.into(),
+            rotations: Arc::new(RotationLocks::new()),
         }
     }
 
@@ -227,6 +248,20 @@ impl DynamoSessionStore {
         self.client
             .delete_table()
             .table_name(&self.table)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn put_token(&self, hash: &TokenHash, session: &Session) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", token_key(hash))
+            .item("session_id", AttributeValue::S(session.id.to_string()))
+            .item(TTL_ATTRIBUTE, ttl_of(session))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
             .map_err(classify)?;
@@ -400,7 +435,9 @@ where
 #[async_trait]
 impl SessionStore for DynamoSessionStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut session_item = Put::builder()
+        let mut put = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .item("pk", session_key(session.id))
             .item("user_id", AttributeValue::S(session.user_id.to_string()))
@@ -414,30 +451,12 @@ impl SessionStore for DynamoSessionStore {
             .item(TTL_ATTRIBUTE, ttl_of(session))
             .condition_expression("attribute_not_exists(pk)");
         if let Some(revoked_at) = session.revoked_at {
-            session_item = session_item.item("revoked_at", number(millis(revoked_at)));
+            put = put.item("revoked_at", number(millis(revoked_at)));
         }
-        let token_item = Put::builder()
-            .table_name(&self.table)
-            .item("pk", token_key(&session.current_hash))
-            .item("session_id", AttributeValue::S(session.id.to_string()))
-            .item(TTL_ATTRIBUTE, ttl_of(session))
-            .condition_expression("attribute_not_exists(pk)");
-        self.client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(session_item.build().map_err(backend)?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(token_item.build().map_err(backend)?)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        put.send().await.map_err(classify)?;
+        // Written second: if this fails the session exists but no token leads to it, so
+        // it can never be used and simply expires.
+        self.put_token(&session.current_hash, session).await
     }
 
     async fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
@@ -474,7 +493,12 @@ impl SessionStore for DynamoSessionStore {
         new: &TokenHash,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let update = Update::builder()
+        let _serialised = self.rotations.for_session(session.id).lock().await;
+        // The conditional update of the one session item decides the race: DynamoDB
+        // applies conditional writes to an item one at a time.
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .key("pk", session_key(session.id))
             .update_expression("SET current_hash = :new, last_used_at = :now")
@@ -487,49 +511,23 @@ impl SessionStore for DynamoSessionStore {
                 AttributeValue::B(Blob::new(session.current_hash.0.to_vec())),
             )
             .expression_attribute_values(":now", number(millis(now)))
-            .build()
-            .map_err(backend)?;
-        let token_item = Put::builder()
-            .table_name(&self.table)
-            .item("pk", token_key(new))
-            .item("session_id", AttributeValue::S(session.id.to_string()))
-            .item(TTL_ATTRIBUTE, ttl_of(session))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(backend)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().put(token_item).build())
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    err.as_service_error()
-                    && cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                {
-                    return Ok(false);
-                }
-                // Two transactions on one item at once: DynamoDB cancels the loser with
-                // `TransactionConflict`; it lost the race just like a failed condition.
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    err.as_service_error()
-                    && cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .any(|r| r.code() == Some("TransactionConflict"))
-                {
-                    return Ok(false);
-                }
-                Err(classify(err))
+            Ok(_) => {}
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false);
             }
+            Err(err) => return Err(classify(err)),
         }
+        // If this write fails the new token leads nowhere and the client must log in
+        // again: the safe direction.
+        self.put_token(new, session).await?;
+        Ok(true)
     }
 
     async fn revoke(

@@ -1,0 +1,46 @@
+//! The account flow on the real backends: users in PostgreSQL, sessions in DynamoDB.
+
+use axum::http::StatusCode;
+use common::testing::backend_url;
+
+use crate::helpers::{PASSWORD, TestApp, username};
+
+#[tokio::test]
+async fn the_account_flow_works_on_postgres_and_dynamodb() {
+    let (Some(pg), Some(dynamo)) = (backend_url("POSTGRES_URL"), backend_url("DYNAMODB_URL"))
+    else {
+        return;
+    };
+    let app = TestApp::on_real_backends(&pg, &dynamo).await;
+    let name = username("real");
+    let signup = app.signup_user(&name).await;
+    app.signup(TestApp::signup_body(&name.to_uppercase()))
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    let other = app.login_tokens(&name, PASSWORD).await;
+    let rotated = app.refresh_tokens(&signup.refresh).await;
+    let (a, b) = tokio::join!(app.refresh(&other.refresh), app.refresh(&other.refresh));
+    assert_eq!(
+        [&a, &b]
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count(),
+        1,
+        "{} / {}",
+        a.body,
+        b.body
+    );
+    app.refresh(&signup.refresh)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    app.refresh(&rotated.refresh)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let fresh = app.login_tokens(&name, PASSWORD).await;
+    app.change_password(&fresh.access, PASSWORD, "another good secret")
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    app.refresh_tokens(&fresh.refresh).await;
+    app.readyz().await.assert_status(StatusCode::OK);
+    app.cleanup().await;
+}
