@@ -5,5 +5,6 @@ mod helpers;
 mod accounts;
 mod internal;
 mod me;
+mod outage;
 mod real_backends;
 mod tokens;
