@@ -22,7 +22,10 @@ fn hash_for(duration: Duration) -> u64 {
 }
 
 fn main() {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     let duration = Duration::from_secs(seconds);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -42,8 +45,13 @@ fn main() {
     );
 
     let total: u64 = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..cores).map(|_| scope.spawn(|| hash_for(duration))).collect();
-        workers.into_iter().map(|w| w.join().expect("worker panicked")).sum()
+        let workers: Vec<_> = (0..cores)
+            .map(|_| scope.spawn(|| hash_for(duration)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .sum()
     });
     println!(
         "{cores} threads: {total} hashes, {:.1} hashes/s",

@@ -62,8 +62,12 @@ pub fn authenticate(headers: &HeaderMap, verifier: &TokenVerifier) -> Result<Aut
 /// The uniform answer for a refused token.
 pub fn token_error(err: TokenError) -> ApiError {
     match err {
-        TokenError::Invalid => ApiError::unauthorized("invalid_token", "the access token is invalid"),
-        TokenError::Expired => ApiError::unauthorized("token_expired", "the access token has expired"),
+        TokenError::Invalid => {
+            ApiError::unauthorized("invalid_token", "the access token is invalid")
+        }
+        TokenError::Expired => {
+            ApiError::unauthorized("token_expired", "the access token has expired")
+        }
         TokenError::KeysUnavailable => {
             ApiError::unavailable("token verification is not available yet").with_retry_after(1)
         }
@@ -154,7 +158,10 @@ mod tests {
     #[test]
     fn a_bearer_token_is_read_from_authorization() {
         let mut headers = HeaderMap::new();
-        headers.insert("authorization", HeaderValue::from_static("Bearer abc.def.ghi"));
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer abc.def.ghi"),
+        );
         assert_eq!(access_token_from_headers(&headers), Some("abc.def.ghi"));
     }
 

@@ -97,7 +97,10 @@ impl From<ClientError> for ApiError {
 
 #[derive(Clone)]
 enum Transport {
-    Http { client: reqwest::Client, base: String },
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
     InProcess(Router),
 }
 
@@ -233,13 +236,22 @@ impl ServiceClient {
 
     /// Sends a request with an optional JSON body and decodes a JSON answer; an error
     /// status becomes [`ClientError::Api`].
-    pub async fn call<B, T>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, ClientError>
+    pub async fn call<B, T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError>
     where
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
         let bytes = self.call_raw(method, path, body).await?;
-        let bytes = if bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
         serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
             service: self.service,
             cause: e.to_string(),
@@ -247,14 +259,24 @@ impl ServiceClient {
     }
 
     /// Like [`call`](Self::call) but ignores the answer's body.
-    pub async fn call_no_content<B>(&self, method: Method, path: &str, body: Option<&B>) -> Result<(), ClientError>
+    pub async fn call_no_content<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), ClientError>
     where
         B: Serialize + ?Sized,
     {
         self.call_raw(method, path, body).await.map(|_| ())
     }
 
-    async fn call_raw<B>(&self, method: Method, path: &str, body: Option<&B>) -> Result<bytes::Bytes, ClientError>
+    async fn call_raw<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<bytes::Bytes, ClientError>
     where
         B: Serialize + ?Sized,
     {
@@ -279,7 +301,10 @@ impl ServiceClient {
             return Ok(bytes);
         }
         let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-            ErrorBody::new("unexpected_status", format!("{} answered {status}", self.service))
+            ErrorBody::new(
+                "unexpected_status",
+                format!("{} answered {status}", self.service),
+            )
         });
         Err(ClientError::Api {
             service: self.service,
@@ -294,12 +319,20 @@ impl ServiceClient {
     }
 
     /// `POST path` with a JSON body, decoding JSON.
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
     /// `PUT path` with a JSON body, ignoring the answer's body.
-    pub async fn put_no_content<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<(), ClientError> {
+    pub async fn put_no_content<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ClientError> {
         self.call_no_content(Method::PUT, path, Some(body)).await
     }
 

@@ -36,5 +36,6 @@ fn parse_credential(raw: &str) -> Result<ServiceCredential, String> {
 
 /// Parses a listen address such as `127.0.0.1:8080`.
 pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
-    raw.parse().map_err(|e| format!("invalid listen address {raw:?}: {e}"))
+    raw.parse()
+        .map_err(|e| format!("invalid listen address {raw:?}: {e}"))
 }

@@ -84,7 +84,11 @@ impl ApiError {
 
     /// A 503 for a backend that is down; the cause is logged by the caller, not sent.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend_unavailable",
+            message,
+        )
     }
 
     /// A 500 whose cause is logged here and never sent to the client.
@@ -153,8 +157,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_validation_error_names_its_field() {
-        let response = ApiError::validation("username", "invalid_username", "too short").into_response();
-        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let response =
+            ApiError::validation("username", "invalid_username", "too short").into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.field.as_deref(), Some("username"));
         assert_eq!(body.error.code, "invalid_username");

@@ -83,7 +83,11 @@ where
             .await
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|e: QueryRejection| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text())
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_query",
+                    e.body_text(),
+                )
             })
     }
 }

@@ -21,10 +21,16 @@ pub async fn load(verifier: &TokenVerifier, auth: &ServiceClient) -> Result<usiz
 /// Spawns a task that loads the keys as soon as auth-service answers (retrying with
 /// backoff meanwhile; until then token checks answer 503), then refreshes them every
 /// `every` so rotated keys are picked up.
-pub fn spawn_refresh(verifier: TokenVerifier, auth: ServiceClient, every: Duration) -> JoinHandle<()> {
+pub fn spawn_refresh(
+    verifier: TokenVerifier,
+    auth: ServiceClient,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let count = crate::telemetry::retry_until_ok("auth-service JWKS", || load(&verifier, &auth)).await;
+            let count =
+                crate::telemetry::retry_until_ok("auth-service JWKS", || load(&verifier, &auth))
+                    .await;
             tracing::debug!(keys = count, "access-token keys loaded");
             tokio::time::sleep(every).await;
         }

@@ -66,7 +66,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// `GET /healthz` (liveness) and `GET /metrics` (Prometheus text format).
 pub fn health_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route("/metrics", get(|| async { metrics_handle().render() }))
 }
 
@@ -76,8 +79,12 @@ pub fn readiness(result: Result<(), String>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(cause) => {
             tracing::warn!(%cause, "not ready");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "a backend is unavailable")
-                .into_response()
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "a backend is unavailable",
+            )
+            .into_response()
         }
     }
 }

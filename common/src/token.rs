@@ -134,7 +134,12 @@ impl TokenSigner {
     }
 
     /// Signs an access token for `user_id` in session `session_id`, valid for `ttl`.
-    pub fn sign(&self, user_id: Uuid, session_id: Uuid, ttl: std::time::Duration) -> (String, AccessClaims) {
+    pub fn sign(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        ttl: std::time::Duration,
+    ) -> (String, AccessClaims) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -196,7 +201,9 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = self.keys.read().map(|k| k.len()).unwrap_or(0);
-        f.debug_struct("TokenVerifier").field("keys", &count).finish()
+        f.debug_struct("TokenVerifier")
+            .field("keys", &count)
+            .finish()
     }
 }
 
@@ -244,7 +251,11 @@ impl TokenVerifier {
 
     /// Whether any key is loaded.
     pub fn is_ready(&self) -> bool {
-        !self.keys.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp`.
@@ -262,12 +273,12 @@ impl TokenVerifier {
             return Err(TokenError::KeysUnavailable);
         }
         let key = keys.get(&kid).ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            },
+        )?;
         if data.claims.typ != ACCESS_TOKEN_TYPE {
             return Err(TokenError::Invalid);
         }
@@ -319,7 +330,10 @@ mod tests {
         let (token, _) = signer.sign(Uuid::new_v4(), Uuid::new_v4(), Duration::from_secs(60));
         let payload = token.split('.').nth(1).unwrap();
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
-        assert_eq!(verifier.verify(&format!("{header}.{payload}.")), Err(TokenError::Invalid));
+        assert_eq!(
+            verifier.verify(&format!("{header}.{payload}.")),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -6,26 +6,46 @@ use common::config::{CommonArgs, parse_listen};
 
 /// Every gateway setting.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "gateway", version, about = "The one public entry of Random Chats")]
+#[command(
+    name = "gateway",
+    version,
+    about = "The one public entry of Random Chats"
+)]
 pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Base URL of auth-service.
-    #[arg(long, env = "GATEWAY_AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "GATEWAY_AUTH_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub auth_url: String,
 
     /// Base URL of message-service.
-    #[arg(long, env = "GATEWAY_MESSAGE_URL", default_value = "http://127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "GATEWAY_MESSAGE_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
     pub message_url: String,
 
     /// Base URL of matching-service.
-    #[arg(long, env = "GATEWAY_MATCHING_URL", default_value = "http://127.0.0.1:8083")]
+    #[arg(
+        long,
+        env = "GATEWAY_MATCHING_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
     pub matching_url: String,
 
     /// Base URL of ws-manager, asked for the live ws-handlers and their load.
-    #[arg(long, env = "GATEWAY_WS_MANAGER_URL", default_value = "http://127.0.0.1:8084")]
+    #[arg(
+        long,
+        env = "GATEWAY_WS_MANAGER_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
     pub ws_manager_url: String,
 
     #[command(flatten)]
@@ -57,7 +77,12 @@ pub struct Limits {
 
     /// Origins allowed by CORS, comma-separated; `*` allows any (tokens travel in
     /// headers, never cookies, so no credentials mode is needed).
-    #[arg(long, env = "GATEWAY_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "GATEWAY_CORS_ORIGINS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
     pub cors_origins: Vec<String>,
 }
 

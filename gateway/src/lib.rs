@@ -33,7 +33,10 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(routes::openapi::document))
         .route("/readyz", get(routes::health::ready))
         .fallback(routes::proxy::forward)
-        .layer(middleware::from_fn_with_state(state.clone(), ratelimit::limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .layer(cors)
         .with_state(state);
     let router = Router::new()

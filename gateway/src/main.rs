@@ -19,7 +19,12 @@ async fn main() -> anyhow::Result<()> {
     let upstreams = Upstreams {
         auth: ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None),
         message: ServiceClient::http("message-service", http.clone(), &settings.message_url, None),
-        matching: ServiceClient::http("matching-service", http.clone(), &settings.matching_url, None),
+        matching: ServiceClient::http(
+            "matching-service",
+            http.clone(),
+            &settings.matching_url,
+            None,
+        ),
         ws: WsUpstream::Discover(ServiceClient::http(
             "ws-manager",
             http.clone(),
@@ -27,8 +32,15 @@ async fn main() -> anyhow::Result<()> {
             Some(credential),
         )),
     };
-    let verifier = TokenVerifier::new(&settings.common.token_issuer, &settings.common.token_audience);
-    common::jwks::spawn_refresh(verifier.clone(), upstreams.auth.clone(), Duration::from_secs(300));
+    let verifier = TokenVerifier::new(
+        &settings.common.token_issuer,
+        &settings.common.token_audience,
+    );
+    common::jwks::spawn_refresh(
+        verifier.clone(),
+        upstreams.auth.clone(),
+        Duration::from_secs(300),
+    );
 
     let state = AppState::new(upstreams, verifier, settings.limits.clone());
     let app = gateway::app(state);
@@ -36,8 +48,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(common::shutdown::signal())
-        .await
-        .context("server error")
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(common::shutdown::signal())
+    .await
+    .context("server error")
 }

@@ -50,7 +50,11 @@ impl IpRateLimiter {
 }
 
 /// The client's IP: the first `X-Forwarded-For` entry when trusted, else the peer address.
-pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_for: bool) -> IpAddr {
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> IpAddr {
     if trust_forwarded_for
         && let Some(ip) = headers
             .get("x-forwarded-for")
@@ -60,7 +64,8 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trust_forwarded_
     {
         return ip;
     }
-    peer.map(|p| p.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    peer.map(|p| p.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// Middleware: refuse over-rate clients with 429 and record the client IP for services.
@@ -80,7 +85,8 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         .with_retry_after(wait.max(1))
         .into_response();
     }
-    let value = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
+    let value =
+        HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
     req.headers_mut().insert(CLIENT_IP_HEADER.clone(), value);
     next.run(req).await
 }
@@ -102,14 +108,25 @@ mod tests {
     #[test]
     fn clients_are_limited_independently() {
         let limiter = IpRateLimiter::new(1, 1);
-        assert!(limiter.check(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).is_ok());
-        assert!(limiter.check(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))).is_ok());
+        assert!(
+            limiter
+                .check(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)))
+                .is_ok()
+        );
     }
 
     #[test]
     fn forwarded_for_is_ignored_unless_trusted() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 10.0.0.1"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
         let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
         assert_eq!(client_ip(&headers, Some(peer), false), peer.ip());
         assert_eq!(

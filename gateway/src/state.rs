@@ -98,7 +98,10 @@ impl AppState {
     }
 
     /// Live ws-handlers, least loaded first, from a short-lived cache.
-    pub async fn live_handlers(&self, ws_manager: &ServiceClient) -> Result<Vec<HandlerInfo>, ClientError> {
+    pub async fn live_handlers(
+        &self,
+        ws_manager: &ServiceClient,
+    ) -> Result<Vec<HandlerInfo>, ClientError> {
         if let Some((at, handlers)) = self.lock_handlers().as_ref()
             && at.elapsed() < HANDLER_CACHE_TTL
         {
@@ -116,7 +119,10 @@ impl AppState {
     }
 
     fn lock_handlers(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<HandlerInfo>)>> {
-        self.inner.handlers.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .handlers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -86,7 +86,11 @@ impl Drop for Proxy {
 fn upstream_of(url: &str) -> SocketAddr {
     let url = url::Url::parse(url).unwrap();
     let host = url.host_str().unwrap();
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     format!("{host}:{}", url.port_or_known_default().unwrap())
         .parse()
         .unwrap()
@@ -94,7 +98,11 @@ fn upstream_of(url: &str) -> SocketAddr {
 
 /// Repeats `request` until it answers `expected` (the backend came back), failing after
 /// `deadline`.
-async fn eventually<F, Fut>(expected: StatusCode, deadline: Duration, mut request: F) -> TestResponse
+async fn eventually<F, Fut>(
+    expected: StatusCode,
+    deadline: Duration,
+    mut request: F,
+) -> TestResponse
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = TestResponse>,
@@ -111,7 +119,8 @@ where
 
 #[tokio::test]
 async fn a_postgres_outage_is_503_and_the_service_recovers() {
-    let (Some(pg), Some(dynamo)) = (backend_url("POSTGRES_URL"), backend_url("DYNAMODB_URL")) else {
+    let (Some(pg), Some(dynamo)) = (backend_url("POSTGRES_URL"), backend_url("DYNAMODB_URL"))
+    else {
         return;
     };
     let proxy = Proxy::start(upstream_of(&pg)).await;
@@ -130,7 +139,10 @@ async fn a_postgres_outage_is_503_and_the_service_recovers() {
     login.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.restore();
-    let after = eventually(StatusCode::OK, Duration::from_secs(20), || app.me(&tokens.access)).await;
+    let after = eventually(StatusCode::OK, Duration::from_secs(20), || {
+        app.me(&tokens.access)
+    })
+    .await;
     after.assert_status(StatusCode::OK);
     app.readyz().await.assert_status(StatusCode::OK);
     app.cleanup().await;
@@ -138,7 +150,8 @@ async fn a_postgres_outage_is_503_and_the_service_recovers() {
 
 #[tokio::test]
 async fn a_dynamodb_outage_is_503_and_the_service_recovers() {
-    let (Some(pg), Some(dynamo)) = (backend_url("POSTGRES_URL"), backend_url("DYNAMODB_URL")) else {
+    let (Some(pg), Some(dynamo)) = (backend_url("POSTGRES_URL"), backend_url("DYNAMODB_URL"))
+    else {
         return;
     };
     let proxy = Proxy::start(upstream_of(&dynamo)).await;
@@ -154,7 +167,10 @@ async fn a_dynamodb_outage_is_503_and_the_service_recovers() {
     ready.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 
     proxy.restore();
-    let after = eventually(StatusCode::OK, Duration::from_secs(20), || app.refresh(&tokens.refresh)).await;
+    let after = eventually(StatusCode::OK, Duration::from_secs(20), || {
+        app.refresh(&tokens.refresh)
+    })
+    .await;
     after.assert_status(StatusCode::OK);
     app.readyz().await.assert_status(StatusCode::OK);
     app.cleanup().await;

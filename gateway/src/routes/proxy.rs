@@ -40,8 +40,10 @@ pub fn route_for(path: &str) -> Option<Route> {
 pub fn is_anonymous(method: &Method, path: &str) -> bool {
     matches!(
         (method, path),
-        (&Method::POST, "/v1/auth/signup" | "/v1/auth/login" | "/v1/auth/refresh")
-            | (&Method::GET, "/.well-known/jwks.json")
+        (
+            &Method::POST,
+            "/v1/auth/signup" | "/v1/auth/login" | "/v1/auth/refresh"
+        ) | (&Method::GET, "/.well-known/jwks.json")
     )
 }
 

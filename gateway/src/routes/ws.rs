@@ -54,7 +54,9 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
 /// upgraded connections together in a background task; any other answer is passed back
 /// to the client. An `Err` means the handler could not be reached.
 async fn proxy_upgrade(base_url: &str, request: &mut Request) -> Result<Response, String> {
-    let base: Uri = base_url.parse().map_err(|e| format!("bad handler url: {e}"))?;
+    let base: Uri = base_url
+        .parse()
+        .map_err(|e| format!("bad handler url: {e}"))?;
     let authority = base.authority().ok_or("handler url without host")?.clone();
     let stream = tokio::net::TcpStream::connect(authority.as_str())
         .await
