@@ -1,0 +1,457 @@
+//! The REST client: accounts, profile, chats, blocks, reports and the matching queue, with
+//! access tokens refreshed by themselves.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::api::auth::{
+    ChangePasswordRequest, LoginRequest, Preferences, Profile, RefreshRequest, SessionInfo,
+    SignupRequest, SignupResponse, TokenPair, UpdateProfileRequest,
+};
+use common::api::matching::{JoinQueueRequest, QueueStatus};
+use common::api::message::{
+    BlockRequest, BlockedUser, ChatSummary, HistoryPage, HistoryQuery, Report, ReportRequest,
+};
+use common::error::ErrorBody;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+use url::Url;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::realtime::{ConnectOptions, Connection};
+
+/// Refresh the access token when it has less than this left.
+const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// The tokens of the logged-in session.
+#[derive(Clone)]
+struct Session {
+    tokens: TokenPair,
+    /// When the access token stops being accepted (by our clock, with the margin).
+    refresh_at: Instant,
+}
+
+impl Session {
+    fn new(tokens: TokenPair) -> Self {
+        let ttl = Duration::from_secs(tokens.expires_in).saturating_sub(REFRESH_MARGIN);
+        Self {
+            refresh_at: Instant::now() + ttl,
+            tokens,
+        }
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    session: Mutex<Option<Session>>,
+}
+
+/// A Random Chats client for one user. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of the gateway at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        Self::with_http(base_url, http)
+    }
+
+    /// A client using a `reqwest::Client` of the caller's.
+    pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self> {
+        let mut base = Url::parse(base_url).map_err(|e| Error::Decode(format!("base url: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(Error::Decode("base url: must be http or https".to_owned()));
+        }
+        base.set_path("/");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                session: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The gateway's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The logged-in user, if any.
+    pub async fn user_id(&self) -> Option<Uuid> {
+        self.inner
+            .session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.tokens.user_id)
+    }
+
+    /// The current tokens (to persist a login), if logged in.
+    pub async fn tokens(&self) -> Option<TokenPair> {
+        self.inner
+            .session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.tokens.clone())
+    }
+
+    /// Resumes a session from tokens persisted earlier; the access token is refreshed
+    /// when it has expired.
+    pub async fn set_tokens(&self, tokens: TokenPair) {
+        *self.inner.session.lock().await = Some(Session::new(tokens));
+    }
+
+    // ---- accounts -----------------------------------------------------------------
+
+    /// Creates an account and logs in as it.
+    pub async fn signup(&self, request: &SignupRequest) -> Result<SignupResponse> {
+        let response: SignupResponse = self
+            .anonymous(Method::POST, "/v1/auth/signup", Some(request))
+            .await?;
+        self.set_tokens(response.tokens.clone()).await;
+        Ok(response)
+    }
+
+    /// Logs in.
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair> {
+        let request = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        let tokens: TokenPair = self
+            .anonymous(Method::POST, "/v1/auth/login", Some(&request))
+            .await?;
+        self.set_tokens(tokens.clone()).await;
+        Ok(tokens)
+    }
+
+    /// Rotates the refresh token and gets a new access token now (normally done by
+    /// itself when the access token is about to expire).
+    pub async fn refresh(&self) -> Result<TokenPair> {
+        let mut guard = self.inner.session.lock().await;
+        self.refresh_locked(&mut guard).await
+    }
+
+    /// Logs out: the session ends on the server and here.
+    pub async fn logout(&self) -> Result<()> {
+        let result = self
+            .authed_no_content(Method::POST, "/v1/auth/logout", None::<&()>)
+            .await;
+        *self.inner.session.lock().await = None;
+        result
+    }
+
+    /// My profile.
+    pub async fn me(&self) -> Result<Profile> {
+        self.authed(Method::GET, "/v1/me", None::<&()>).await
+    }
+
+    /// Edits my profile (absent fields stay).
+    pub async fn update_profile(&self, request: &UpdateProfileRequest) -> Result<Profile> {
+        self.authed(Method::PATCH, "/v1/me", Some(request)).await
+    }
+
+    /// My default matching preferences.
+    pub async fn preferences(&self) -> Result<Preferences> {
+        self.authed(Method::GET, "/v1/me/preferences", None::<&()>)
+            .await
+    }
+
+    /// Replaces my default matching preferences.
+    pub async fn set_preferences(&self, preferences: &Preferences) -> Result<Preferences> {
+        self.authed(Method::PUT, "/v1/me/preferences", Some(preferences))
+            .await
+    }
+
+    /// Changes my password; every other session ends.
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<()> {
+        let request = ChangePasswordRequest {
+            current_password: current.to_owned(),
+            new_password: new.to_owned(),
+        };
+        self.authed_no_content(Method::POST, "/v1/me/password", Some(&request))
+            .await
+    }
+
+    /// My active sessions.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        self.authed(Method::GET, "/v1/me/sessions", None::<&()>)
+            .await
+    }
+
+    /// Ends one of my sessions.
+    pub async fn end_session(&self, session_id: Uuid) -> Result<()> {
+        self.authed_no_content(
+            Method::DELETE,
+            &format!("/v1/me/sessions/{session_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    // ---- matching -----------------------------------------------------------------
+
+    /// Joins the matching queue (ends my current chat first, if any).
+    pub async fn join_queue(&self, request: &JoinQueueRequest) -> Result<QueueStatus> {
+        self.authed(Method::POST, "/v1/queue", Some(request)).await
+    }
+
+    /// Where I stand in the queue, and my latest match.
+    pub async fn queue_status(&self) -> Result<QueueStatus> {
+        self.authed(Method::GET, "/v1/queue", None::<&()>).await
+    }
+
+    /// Leaves the queue.
+    pub async fn leave_queue(&self) -> Result<()> {
+        self.authed_no_content(Method::DELETE, "/v1/queue", None::<&()>)
+            .await
+    }
+
+    // ---- chats --------------------------------------------------------------------
+
+    /// My chats, newest first.
+    pub async fn chats(&self) -> Result<Vec<ChatSummary>> {
+        self.authed(Method::GET, "/v1/chats", None::<&()>).await
+    }
+
+    /// One of my chats.
+    pub async fn chat(&self, chat_id: Uuid) -> Result<ChatSummary> {
+        self.authed(Method::GET, &format!("/v1/chats/{chat_id}"), None::<&()>)
+            .await
+    }
+
+    /// A page of a chat's history, with each message's status as I see it.
+    pub async fn history(&self, chat_id: Uuid, query: &HistoryQuery) -> Result<HistoryPage> {
+        let mut path = format!("/v1/chats/{chat_id}/messages");
+        let params: Vec<String> = [
+            query.before.map(|v| format!("before={v}")),
+            query.after.map(|v| format!("after={v}")),
+            query.limit.map(|v| format!("limit={v}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !params.is_empty() {
+            path.push('?');
+            path.push_str(&params.join("&"));
+        }
+        self.authed(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Ends a chat (*Next*); the partner is told.
+    pub async fn end_chat(&self, chat_id: Uuid) -> Result<ChatSummary> {
+        self.authed(
+            Method::POST,
+            &format!("/v1/chats/{chat_id}/end"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Blocks a user: we are never matched again, and an active chat with them ends.
+    pub async fn block(&self, user_id: Uuid) -> Result<BlockedUser> {
+        self.authed(Method::POST, "/v1/blocks", Some(&BlockRequest { user_id }))
+            .await
+    }
+
+    /// Unblocks a user.
+    pub async fn unblock(&self, user_id: Uuid) -> Result<()> {
+        self.authed_no_content(
+            Method::DELETE,
+            &format!("/v1/blocks/{user_id}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// The users I blocked.
+    pub async fn blocked(&self) -> Result<Vec<BlockedUser>> {
+        self.authed(Method::GET, "/v1/blocks", None::<&()>).await
+    }
+
+    /// Reports a user I have a chat with.
+    pub async fn report(&self, request: &ReportRequest) -> Result<Report> {
+        self.authed(Method::POST, "/v1/reports", Some(request))
+            .await
+    }
+
+    // ---- real time ----------------------------------------------------------------
+
+    /// Opens the real-time connection: an event stream plus sending, with reconnects,
+    /// resume and delivery acks handled by itself.
+    pub async fn connect(&self) -> Result<Connection> {
+        self.connect_with(ConnectOptions::default()).await
+    }
+
+    /// [`Client::connect`] with options.
+    pub async fn connect_with(&self, options: ConnectOptions) -> Result<Connection> {
+        Connection::open(self.clone(), options).await
+    }
+
+    /// A valid access token, refreshed first when it is about to expire.
+    pub async fn access_token(&self) -> Result<String> {
+        let mut guard = self.inner.session.lock().await;
+        let session = guard.as_ref().ok_or(Error::NotLoggedIn)?;
+        if Instant::now() < session.refresh_at {
+            return Ok(session.tokens.access_token.clone());
+        }
+        Ok(self.refresh_locked(&mut guard).await?.access_token)
+    }
+
+    /// Refreshes after the server refused `rejected` (unless another task already did).
+    pub(crate) async fn refresh_after_rejection(&self, rejected: &str) -> Result<String> {
+        let mut guard = self.inner.session.lock().await;
+        let session = guard.as_ref().ok_or(Error::NotLoggedIn)?;
+        if session.tokens.access_token != rejected {
+            return Ok(session.tokens.access_token.clone());
+        }
+        Ok(self.refresh_locked(&mut guard).await?.access_token)
+    }
+
+    async fn refresh_locked(&self, guard: &mut Option<Session>) -> Result<TokenPair> {
+        let session = guard.as_ref().ok_or(Error::NotLoggedIn)?;
+        let request = RefreshRequest {
+            refresh_token: session.tokens.refresh_token.clone(),
+        };
+        match self
+            .anonymous::<_, TokenPair>(Method::POST, "/v1/auth/refresh", Some(&request))
+            .await
+        {
+            Ok(tokens) => {
+                *guard = Some(Session::new(tokens.clone()));
+                Ok(tokens)
+            }
+            Err(Error::Api { status, .. }) if status == StatusCode::UNAUTHORIZED => {
+                *guard = None;
+                Err(Error::SessionEnded)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> Result<Url> {
+        self.inner
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| Error::Decode(format!("url: {e}")))
+    }
+
+    async fn anonymous<B, T>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let response = self.request(method, path, body, None).await?;
+        decode(response).await
+    }
+
+    async fn authed<B, T>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let response = self.authed_response(method, path, body).await?;
+        decode(response).await
+    }
+
+    async fn authed_no_content<B>(&self, method: Method, path: &str, body: Option<&B>) -> Result<()>
+    where
+        B: Serialize + ?Sized,
+    {
+        let response = self.authed_response(method, path, body).await?;
+        check(response).await.map(drop)
+    }
+
+    /// Sends with the access token; on a 401 refreshes once and retries.
+    async fn authed_response<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response>
+    where
+        B: Serialize + ?Sized,
+    {
+        let token = self.access_token().await?;
+        let response = self
+            .request(method.clone(), path, body, Some(&token))
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let token = self.refresh_after_rejection(&token).await?;
+        self.request(method, path, body, Some(&token)).await
+    }
+
+    async fn request<B>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        token: Option<&str>,
+    ) -> Result<reqwest::Response>
+    where
+        B: Serialize + ?Sized,
+    {
+        let mut request = self.inner.http.request(method, self.url(path)?);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request.send().await?)
+    }
+}
+
+/// Turns an error status into [`Error::Api`].
+async fn check(response: reqwest::Response) -> Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let bytes = response.bytes().await?;
+    let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+        ErrorBody::new(
+            "unexpected_response",
+            format!("the server answered {status} without an error body"),
+        )
+    });
+    Err(Error::Api {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+    let response = check(response).await?;
+    let bytes = response.bytes().await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+}
