@@ -13,6 +13,7 @@
 //! - [`jwks`] — loading and refreshing the published token keys in a verifier.
 //! - [`client`] — a service-to-service client over HTTP or, in one process, in-process.
 //! - [`telemetry`] — tracing, request ids, Prometheus metrics, health endpoints.
+//! - [`relay`] — the bus carrying events to ws-handlers (Redis pub/sub or in-process).
 //! - [`shutdown`] — ctrl-c / SIGTERM handling.
 //! - [`config`] — settings shared by every service binary.
 //! - [`testing`] — helpers for tests that need a real backend.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod jwks;
 pub mod protocol;
+pub mod relay;
 pub mod shutdown;
 pub mod telemetry;
 pub mod testing;

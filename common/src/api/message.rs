@@ -280,3 +280,137 @@ pub struct UserBlocks {
     /// Users who blocked this user.
     pub blocked_by: Vec<Uuid>,
 }
+
+/// Why a message text or client message id is refused; [`code`](TextError::code) is the
+/// machine-readable error code services answer with (422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextError {
+    /// The text is empty.
+    Empty,
+    /// The text has more than [`MAX_TEXT_CHARS`] Unicode scalar values.
+    TooLong,
+    /// The text holds a control character other than newline and tab.
+    ControlChars,
+    /// The client message id is empty, longer than [`MAX_CLIENT_MSG_ID_LEN`] bytes, or
+    /// holds a control character.
+    ClientMsgIdInvalid,
+}
+
+impl TextError {
+    /// The error code: `text_empty`, `text_too_long`, `text_control_chars` or
+    /// `client_msg_id_invalid`.
+    pub fn code(self) -> &'static str {
+        match self {
+            TextError::Empty => "text_empty",
+            TextError::TooLong => "text_too_long",
+            TextError::ControlChars => "text_control_chars",
+            TextError::ClientMsgIdInvalid => "client_msg_id_invalid",
+        }
+    }
+
+    /// The request field the error is about.
+    pub fn field(self) -> &'static str {
+        match self {
+            TextError::ClientMsgIdInvalid => "client_msg_id",
+            _ => "text",
+        }
+    }
+
+    /// A human-readable explanation.
+    pub fn message(self) -> String {
+        match self {
+            TextError::Empty => "the message text is empty".to_owned(),
+            TextError::TooLong => {
+                format!("the message text is longer than {MAX_TEXT_CHARS} characters")
+            }
+            TextError::ControlChars => {
+                "the message text holds control characters (only newline and tab are allowed)"
+                    .to_owned()
+            }
+            TextError::ClientMsgIdInvalid => format!(
+                "the client message id must be 1 to {MAX_CLIENT_MSG_ID_LEN} bytes without control characters"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for TextError {}
+
+/// Checks a message text: 1 to [`MAX_TEXT_CHARS`] Unicode scalar values, no control
+/// characters but newline and tab.
+pub fn check_text(text: &str) -> Result<(), TextError> {
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(TextError::ControlChars);
+    }
+    // `chars` counts Unicode scalar values; stop counting once past the limit.
+    if text.chars().nth(MAX_TEXT_CHARS).is_some() {
+        return Err(TextError::TooLong);
+    }
+    Ok(())
+}
+
+/// Checks a client message id: 1 to [`MAX_CLIENT_MSG_ID_LEN`] bytes, no control characters.
+pub fn check_client_msg_id(id: &str) -> Result<(), TextError> {
+    if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_LEN || id.chars().any(char::is_control) {
+        return Err(TextError::ClientMsgIdInvalid);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_of_one_to_four_thousand_characters_is_accepted() {
+        assert_eq!(check_text("a"), Ok(()));
+        assert_eq!(check_text(&"é".repeat(MAX_TEXT_CHARS)), Ok(()));
+        assert_eq!(check_text("line one\n\tline two"), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_text_is_rejected() {
+        assert_eq!(check_text(""), Err(TextError::Empty));
+    }
+
+    #[test]
+    fn a_text_over_four_thousand_scalar_values_is_rejected() {
+        assert_eq!(
+            check_text(&"😀".repeat(MAX_TEXT_CHARS + 1)),
+            Err(TextError::TooLong)
+        );
+    }
+
+    #[test]
+    fn control_characters_other_than_newline_and_tab_are_rejected() {
+        for bad in ["a\u{0}b", "bell\u{7}", "cr\r", "del\u{7f}", "c1\u{85}"] {
+            assert_eq!(check_text(bad), Err(TextError::ControlChars), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_message_ids_are_bounded_and_printable() {
+        assert_eq!(check_client_msg_id("c-1"), Ok(()));
+        assert_eq!(check_client_msg_id(""), Err(TextError::ClientMsgIdInvalid));
+        assert_eq!(
+            check_client_msg_id(&"x".repeat(MAX_CLIENT_MSG_ID_LEN + 1)),
+            Err(TextError::ClientMsgIdInvalid)
+        );
+        assert_eq!(
+            check_client_msg_id("a\nb"),
+            Err(TextError::ClientMsgIdInvalid)
+        );
+    }
+}

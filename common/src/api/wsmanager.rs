@@ -80,3 +80,30 @@ pub struct RelayEnvelope {
     /// The event to push to each.
     pub event: ServerFrame,
 }
+
+/// Answer of a heartbeat (`PUT /internal/handlers/{id}`, 200).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// True when ws-manager did not know the handler as live before this heartbeat (first
+    /// heartbeat, expiry, or lost registry data): the handler must send its full list of
+    /// connections (`PUT /internal/handlers/{id}/connections`).
+    #[serde(default)]
+    pub resync: bool,
+}
+
+/// One connection of a user, in a handler's full list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserConnection {
+    /// The user.
+    pub user_id: Uuid,
+    /// The connection on the handler.
+    pub connection_id: Uuid,
+}
+
+/// Internal `PUT /internal/handlers/{id}/connections`: every connection the handler holds
+/// now; replaces what ws-manager had for that handler.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HandlerConnections {
+    /// The connections.
+    pub connections: Vec<UserConnection>,
+}
