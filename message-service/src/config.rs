@@ -1,0 +1,128 @@
+//! Settings of the message-service binary, from flags or `MESSAGE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::CommonArgs;
+
+/// message-service settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "message-service",
+    version,
+    about = "Random Chats chats, messages, delivery status, blocks and reports"
+)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "MESSAGE_LISTEN", default_value = "127.0.0.1:8082", value_parser = common::config::parse_listen)]
+    pub listen: SocketAddr,
+
+    /// Database: a `sqlite:` URL (embedded) or a `mongodb://` / `mongodb+srv://` URL.
+    #[arg(
+        long,
+        env = "MESSAGE_DATABASE_URL",
+        default_value = "sqlite://./data/messages.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// MongoDB database name (with a `mongodb://` database URL).
+    #[arg(long, env = "MESSAGE_MONGODB_DATABASE", default_value = "random_chats")]
+    pub mongodb_database: String,
+
+    /// Base URL of ws-manager, to push `chat_ended` events; empty to push nothing.
+    #[arg(
+        long,
+        env = "MESSAGE_WS_MANAGER_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub ws_manager_url: String,
+
+    /// Base URL of auth-service, whose published keys verify access tokens.
+    #[arg(
+        long,
+        env = "MESSAGE_AUTH_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub auth_url: String,
+
+    /// How often the token keys are fetched again from auth-service, in seconds.
+    #[arg(long, env = "MESSAGE_JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwks_refresh_secs: u64,
+
+    /// Reports one user may file per window.
+    #[arg(long, env = "MESSAGE_REPORTS_PER_WINDOW", default_value_t = 10)]
+    pub reports_per_window: u32,
+
+    /// The report rate-limit window, in seconds.
+    #[arg(long, env = "MESSAGE_REPORT_WINDOW_SECS", default_value_t = 3600)]
+    pub report_window_secs: u64,
+
+    /// Settings shared by every service.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The behaviour settings of a running service (everything but where things are stored).
+#[derive(Debug, Clone)]
+pub struct MessageConfig {
+    /// Reports one user may file per `report_window`.
+    pub reports_per_window: u32,
+    /// The report rate-limit window.
+    pub report_window: Duration,
+}
+
+impl Default for MessageConfig {
+    fn default() -> Self {
+        Self {
+            reports_per_window: 10,
+            report_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Settings {
+    /// The behaviour settings.
+    pub fn message_config(&self) -> MessageConfig {
+        MessageConfig {
+            reports_per_window: self.reports_per_window,
+            report_window: Duration::from_secs(self.report_window_secs),
+        }
+    }
+
+    /// Whether the database is MongoDB.
+    pub fn on_mongodb(&self) -> bool {
+        self.database_url.starts_with("mongodb://")
+            || self.database_url.starts_with("mongodb+srv://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn defaults_suit_the_embedded_form() {
+        let settings =
+            Settings::try_parse_from(["message-service", "--service-token", "0123456789abcdef"])
+                .unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8082");
+        assert!(!settings.on_mongodb());
+        assert_eq!(settings.mongodb_database, "random_chats");
+        assert_eq!(settings.message_config().reports_per_window, 10);
+    }
+
+    #[test]
+    fn a_mongodb_url_selects_mongodb() {
+        let settings = Settings::try_parse_from([
+            "message-service",
+            "--service-token",
+            "0123456789abcdef",
+            "--database-url",
+            "mongodb://127.0.0.1:27017",
+        ])
+        .unwrap();
+        assert!(settings.on_mongodb());
+    }
+}

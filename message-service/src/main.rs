@@ -1,0 +1,23 @@
+//! The message-service binary.
+
+use anyhow::Context;
+use clap::Parser;
+use message_service::{AppState, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    common::telemetry::init_tracing(settings.common.log_format);
+    let state = AppState::from_settings(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "message-service listening");
+    axum::serve(
+        listener,
+        message_service::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(common::shutdown::signal())
+    .await
+    .context("serving")
+}

@@ -1,0 +1,174 @@
+//! The caller's chats: list, one chat, its history, and ending it ("Next").
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use common::api::message::{ChatSummary, HistoryPage, HistoryQuery, MAX_PAGE_LIMIT};
+use common::auth::AuthUser;
+use common::error::ErrorBody;
+use common::extract::{Json, Path, Query};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT, page_limit, participant_chat};
+use crate::error::MessageError;
+use crate::state::AppState;
+use crate::view::{chat_summary, message_views};
+
+/// Default number of messages in a history page.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+
+/// `/v1/chats*`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chats", get(list_chats))
+        .route("/v1/chats/{id}", get(get_chat))
+        .route("/v1/chats/{id}/messages", get(history))
+        .route("/v1/chats/{id}/end", post(end_chat))
+}
+
+/// `GET /v1/chats` query.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct ChatListQuery {
+    /// Most chats to return, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// GET /v1/chats
+///
+/// The caller's chats, newest first, each with the partner's profile, the last message
+/// and the unread count.
+#[utoipa::path(
+    get,
+    path = "/v1/chats",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(ChatListQuery),
+    responses(
+        (status = 200, description = "The caller's chats, newest first", body = Vec<ChatSummary>),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 422, description = "Invalid limit", body = ErrorBody),
+    )
+)]
+pub async fn list_chats(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(query): Query<ChatListQuery>,
+) -> Result<Json<Vec<ChatSummary>>, MessageError> {
+    let limit = page_limit(query.limit, DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT)?;
+    let chats = state.store().chats_of(auth.user_id, false, limit).await?;
+    let mut summaries = Vec::with_capacity(chats.len());
+    for chat in chats {
+        summaries.push(chat_summary(state.store(), chat, auth.user_id).await?);
+    }
+    Ok(Json(summaries))
+}
+
+/// GET /v1/chats/{id}
+#[utoipa::path(
+    get,
+    path = "/v1/chats/{id}",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Chat id")),
+    responses(
+        (status = 200, description = "The chat", body = ChatSummary),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+    )
+)]
+pub async fn get_chat(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ChatSummary>, MessageError> {
+    let chat = participant_chat(&state, id, auth.user_id).await?;
+    Ok(Json(chat_summary(state.store(), chat, auth.user_id).await?))
+}
+
+/// GET /v1/chats/{id}/messages
+///
+/// A page of history in ascending seq order: after `after`, or before `before`, or the
+/// newest page when neither is given. Each message carries its status as the caller sees
+/// it.
+#[utoipa::path(
+    get,
+    path = "/v1/chats/{id}/messages",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Chat id"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = HistoryPage),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+        (status = 422, description = "Both cursors given, or an invalid limit", body = ErrorBody),
+    )
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<HistoryPage>, MessageError> {
+    if query.before.is_some() && query.after.is_some() {
+        return Err(MessageError::validation(
+            "before",
+            "cursor_conflict",
+            "give at most one of `before` and `after`",
+        ));
+    }
+    let limit = page_limit(query.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT)?;
+    let chat = participant_chat(&state, id, auth.user_id).await?;
+    // One more than asked tells whether there are more.
+    let (messages, has_more) = match query.after {
+        Some(after) => {
+            let mut messages = state.store().messages_after(id, after, limit + 1).await?;
+            let has_more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            (messages, has_more)
+        }
+        None => {
+            let before = query.before.unwrap_or(u64::MAX);
+            let mut messages = state.store().messages_before(id, before, limit + 1).await?;
+            let has_more = messages.len() > limit as usize;
+            if has_more {
+                messages.remove(0);
+            }
+            (messages, has_more)
+        }
+    };
+    let messages = message_views(state.store(), &chat, auth.user_id, messages).await?;
+    Ok(Json(HistoryPage { messages, has_more }))
+}
+
+/// POST /v1/chats/{id}/end
+///
+/// Ends the chat for every participant ("Next"); they are told over their connections.
+/// Ending an ended chat changes nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/chats/{id}/end",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Chat id")),
+    responses(
+        (status = 200, description = "The ended chat", body = ChatSummary),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+    )
+)]
+pub async fn end_chat(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ChatSummary>, MessageError> {
+    let ended = state
+        .store()
+        .end_chat(id, auth.user_id, crate::store::now())
+        .await?;
+    if ended.created {
+        state.notify_chat_ended(&ended.value);
+    }
+    let chat = participant_chat(&state, id, auth.user_id).await?;
+    Ok(Json(chat_summary(state.store(), chat, auth.user_id).await?))
+}

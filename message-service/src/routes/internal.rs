@@ -1,0 +1,287 @@
+//! Internal endpoints for other services (matching, ws-handler); they require the service
+//! credential. Bodies are in `common::api::message`.
+
+use std::collections::HashSet;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use common::api::message::{
+    AppendMessageRequest, AppendMessageResponse, BlockCheck, Chat, CreateChatRequest,
+    EndChatRequest, Message, UserBlocks, Watermark, WatermarkUpdate, check_client_msg_id,
+    check_text,
+};
+use common::auth::ServiceCaller;
+use common::extract::{Json, Path, Query};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::page_limit;
+use crate::error::MessageError;
+use crate::state::AppState;
+use crate::store::{NewChat, NewMessage, now};
+
+/// Most participants of one chat.
+pub const MAX_PARTICIPANTS: usize = 50;
+/// Default and largest page of internal message reads.
+pub const DEFAULT_INTERNAL_LIMIT: u32 = 100;
+/// Largest page of internal reads.
+pub const MAX_INTERNAL_LIMIT: u32 = 500;
+
+/// `/internal/*`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/chats", post(create_chat))
+        .route("/internal/chats/{id}", get(get_chat))
+        .route(
+            "/internal/chats/{id}/messages",
+            post(append).get(messages_after),
+        )
+        .route(
+            "/internal/chats/{id}/watermarks",
+            post(advance_watermark).get(watermarks),
+        )
+        .route("/internal/chats/{id}/end", post(end_chat))
+        .route("/internal/users/{id}/chats", get(user_chats))
+        .route("/internal/users/{id}/blocks", get(user_blocks))
+        .route("/internal/blocks/check", get(block_check))
+}
+
+/// POST /internal/chats
+///
+/// Creates the chat of a match: 201 when new, 200 with the same chat for a match id seen
+/// before, 409 `blocked` when a participant blocked another.
+pub async fn create_chat(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(request): Json<CreateChatRequest>,
+) -> Result<(StatusCode, Json<Chat>), MessageError> {
+    let distinct: HashSet<Uuid> = request.participants.iter().map(|p| p.id).collect();
+    if request.participants.len() < 2
+        || request.participants.len() > MAX_PARTICIPANTS
+        || distinct.len() != request.participants.len()
+    {
+        return Err(MessageError::validation(
+            "participants",
+            "participants_invalid",
+            format!("a chat needs 2 to {MAX_PARTICIPANTS} distinct participants"),
+        ));
+    }
+    let written = state
+        .store()
+        .create_chat(&NewChat {
+            id: Uuid::now_v7(),
+            match_id: request.match_id,
+            participants: request.participants,
+            created_at: now(),
+        })
+        .await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(written.value.chat)))
+}
+
+/// GET /internal/chats/{id}
+pub async fn get_chat(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Chat>, MessageError> {
+    let chat = state
+        .store()
+        .chat(id)
+        .await?
+        .ok_or(MessageError::ChatNotFound)?;
+    Ok(Json(chat.chat))
+}
+
+/// POST /internal/chats/{id}/messages
+///
+/// Appends a message with the chat's next seq: 201 when new, 200 with the original for a
+/// resend of a client message id.
+pub async fn append(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Json(request): Json<AppendMessageRequest>,
+) -> Result<(StatusCode, Json<AppendMessageResponse>), MessageError> {
+    check_client_msg_id(&request.client_msg_id)?;
+    check_text(&request.text)?;
+    let written = state
+        .store()
+        .append(&NewMessage {
+            id: Uuid::now_v7(),
+            chat_id: id,
+            sender_id: request.sender_id,
+            client_msg_id: request.client_msg_id,
+            text: request.text,
+            created_at: now(),
+        })
+        .await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(AppendMessageResponse {
+            message: written.value,
+            created: written.created,
+        }),
+    ))
+}
+
+/// `GET /internal/chats/{id}/messages` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AfterQuery {
+    /// Messages with seq above this (default 0: from the first).
+    pub after: Option<u64>,
+    /// Most messages, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// GET /internal/chats/{id}/messages?after=SEQ&limit=N
+///
+/// Messages after a seq, ascending: what a reconnecting client missed.
+pub async fn messages_after(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Query(query): Query<AfterQuery>,
+) -> Result<Json<Vec<Message>>, MessageError> {
+    let limit = page_limit(query.limit, DEFAULT_INTERNAL_LIMIT, MAX_INTERNAL_LIMIT)?;
+    if state.store().chat(id).await?.is_none() {
+        return Err(MessageError::ChatNotFound);
+    }
+    let messages = state
+        .store()
+        .messages_after(id, query.after.unwrap_or(0), limit)
+        .await?;
+    Ok(Json(messages))
+}
+
+/// POST /internal/chats/{id}/watermarks
+///
+/// Advances a participant's delivered / read watermarks (clamped to the last seq, read
+/// implies delivered, never backwards); answers the watermarks after the update.
+pub async fn advance_watermark(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Json(update): Json<WatermarkUpdate>,
+) -> Result<Json<Watermark>, MessageError> {
+    let watermark = state
+        .store()
+        .advance_watermark(
+            id,
+            update.user_id,
+            update.delivered_seq,
+            update.read_seq,
+            now(),
+        )
+        .await?;
+    Ok(Json(watermark))
+}
+
+/// GET /internal/chats/{id}/watermarks
+///
+/// Every participant's watermarks.
+pub async fn watermarks(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Watermark>>, MessageError> {
+    if state.store().chat(id).await?.is_none() {
+        return Err(MessageError::ChatNotFound);
+    }
+    Ok(Json(state.store().watermarks(id).await?))
+}
+
+/// POST /internal/chats/{id}/end
+///
+/// Ends the chat on behalf of a participant (idempotent; the first ender wins) and pushes
+/// `chat_ended` to the participants.
+pub async fn end_chat(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Json(request): Json<EndChatRequest>,
+) -> Result<Json<Chat>, MessageError> {
+    let ended = state.store().end_chat(id, request.user_id, now()).await?;
+    if ended.created {
+        state.notify_chat_ended(&ended.value);
+    }
+    Ok(Json(ended.value))
+}
+
+/// `GET /internal/users/{id}/chats` query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserChatsQuery {
+    /// Only chats that have not ended.
+    #[serde(default)]
+    pub active: bool,
+    /// Most chats, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// GET /internal/users/{id}/chats?active=true
+///
+/// A user's chats, newest first.
+pub async fn user_chats(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Query(query): Query<UserChatsQuery>,
+) -> Result<Json<Vec<Chat>>, MessageError> {
+    let limit = page_limit(query.limit, DEFAULT_INTERNAL_LIMIT, MAX_INTERNAL_LIMIT)?;
+    let chats = state.store().chats_of(id, query.active, limit).await?;
+    Ok(Json(chats.into_iter().map(|c| c.chat).collect()))
+}
+
+/// GET /internal/users/{id}/blocks
+///
+/// Whom the user blocked and who blocked the user, for the matcher.
+pub async fn user_blocks(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<UserBlocks>, MessageError> {
+    let blocked = state
+        .store()
+        .blocks_of(id)
+        .await?
+        .into_iter()
+        .map(|b| b.user_id)
+        .collect();
+    let blocked_by = state.store().blockers_of(id).await?;
+    Ok(Json(UserBlocks {
+        blocked,
+        blocked_by,
+    }))
+}
+
+/// `GET /internal/blocks/check` query.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PairQuery {
+    /// One user.
+    pub a: Uuid,
+    /// The other.
+    pub b: Uuid,
+}
+
+/// GET /internal/blocks/check?a=UUID&b=UUID
+///
+/// Whether either user blocked the other.
+pub async fn block_check(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Query(pair): Query<PairQuery>,
+) -> Result<Json<BlockCheck>, MessageError> {
+    let blocked = state.store().is_blocked(pair.a, pair.b).await?;
+    Ok(Json(BlockCheck { blocked }))
+}

@@ -1,0 +1,133 @@
+//! The shared state of every handler, and building it from settings.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use common::api::message::Chat;
+use common::auth::ServiceCredential;
+use common::client::ServiceClient;
+use common::token::TokenVerifier;
+
+use crate::config::{MessageConfig, Settings};
+use crate::store::MessageStore;
+use crate::store::mongo::MongoMessageStore;
+use crate::store::sqlite::SqliteMessageStore;
+
+/// Opens the store named by `settings`: SQLite (the embedded default) or MongoDB. For
+/// MongoDB it waits, retrying, until the server answers and the indexes exist, so that
+/// the service can start before its backend.
+pub async fn store_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn MessageStore>> {
+    if settings.on_mongodb() {
+        let store = MongoMessageStore::connect(&settings.database_url, &settings.mongodb_database)
+            .await
+            .context("configuring the MongoDB client")?;
+        common::telemetry::retry_until_ok("MongoDB indexes", || store.ensure_indexes()).await;
+        Ok(Arc::new(store))
+    } else {
+        let store = SqliteMessageStore::open(&settings.database_url)
+            .await
+            .with_context(|| format!("opening {}", settings.database_url))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn MessageStore>,
+    verifier: TokenVerifier,
+    credential: ServiceCredential,
+    notifier: Option<ServiceClient>,
+    config: MessageConfig,
+}
+
+impl AppState {
+    /// Assembles the state. `notifier` calls ws-manager (`None`: chat ends are not
+    /// pushed); in one process it may be `ServiceClient::in_process`.
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        verifier: TokenVerifier,
+        credential: ServiceCredential,
+        notifier: Option<ServiceClient>,
+        config: MessageConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                verifier,
+                credential,
+                notifier,
+                config,
+            }),
+        }
+    }
+
+    /// Builds the state of the standalone binary: the store, a verifier that loads (and
+    /// keeps refreshing) auth-service's published keys, and ws-manager over HTTP.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let store = store_from_settings(settings).await?;
+        let verifier = TokenVerifier::new(
+            &settings.common.token_issuer,
+            &settings.common.token_audience,
+        );
+        let http = common::client::default_http_client();
+        let auth = ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None);
+        common::jwks::spawn_refresh(
+            verifier.clone(),
+            auth,
+            std::time::Duration::from_secs(settings.jwks_refresh_secs.max(1)),
+        );
+        let credential = settings.common.service_token.clone();
+        let notifier = (!settings.ws_manager_url.trim().is_empty()).then(|| {
+            ServiceClient::http(
+                "ws-manager",
+                http,
+                &settings.ws_manager_url,
+                Some(credential.clone()),
+            )
+        });
+        Ok(Self::new(
+            store,
+            verifier,
+            credential,
+            notifier,
+            settings.message_config(),
+        ))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn MessageStore {
+        self.inner.store.as_ref()
+    }
+
+    /// The behaviour settings.
+    pub fn config(&self) -> &MessageConfig {
+        &self.inner.config
+    }
+
+    /// Pushes `chat_ended` for `chat` to its participants in the background (best effort).
+    pub fn notify_chat_ended(&self, chat: &Chat) {
+        if let Some(notifier) = self.inner.notifier.clone() {
+            let chat = chat.clone();
+            tokio::spawn(async move { crate::notify::chat_ended(Some(&notifier), &chat).await });
+        }
+    }
+}
+
+impl FromRef<AppState> for TokenVerifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.verifier.clone()
+    }
+}
+
+impl FromRef<AppState> for ServiceCredential {
+    fn from_ref(state: &AppState) -> Self {
+        state.inner.credential.clone()
+    }
+}

@@ -1,0 +1,607 @@
+//! The one behaviour suite every [`MessageStore`] must pass, so that the embedded backend
+//! and MongoDB are proven to behave the same. Tests call [`run_all`] with a store on a
+//! fresh database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::api::auth::PublicProfile;
+use common::api::message::{Message, Report};
+use common::domain::Gender;
+use time::Duration;
+use uuid::Uuid;
+
+use super::{MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
+
+/// Runs every case.
+pub async fn run_all(store: Arc<dyn MessageStore>) {
+    let s = store.as_ref();
+    s.ping().await.expect("ping");
+    a_created_chat_reads_back_with_its_profiles(s).await;
+    creating_a_chat_is_idempotent_per_match(s).await;
+    a_chat_between_blocked_users_is_refused(s).await;
+    appends_get_consecutive_seqs_and_resends_return_the_original(s).await;
+    only_participants_append_and_unknown_chats_are_not_found(s).await;
+    ending_is_idempotent_and_stops_appends_but_not_resends(s).await;
+    history_reads_after_before_and_by_id(s).await;
+    watermarks_are_clamped_monotonic_and_read_implies_delivered(s).await;
+    marks_tell_when_each_seq_was_reached(s).await;
+    unread_counts_only_others_messages(s).await;
+    a_users_chats_list_newest_first(s).await;
+    blocks_are_idempotent_and_seen_from_both_sides(s).await;
+    reports_are_stored_and_counted_per_reporter(s).await;
+    concurrent_appends_have_no_gaps_and_no_duplicates(store.clone(), 40).await;
+    let outcomes = same_client_msg_id_concurrently(store, 40).await;
+    assert_one_message(&outcomes);
+}
+
+/// A public profile for user `id`.
+pub fn profile(id: Uuid) -> PublicProfile {
+    PublicProfile {
+        id,
+        display_name: format!("User {}", &id.simple().to_string()[..6]),
+        gender: Gender::Other,
+        age: 30,
+        interests: vec!["rust".to_owned(), "chess".to_owned()],
+    }
+}
+
+/// Creates a chat between `users` (fresh match id).
+pub async fn new_chat(store: &dyn MessageStore, users: &[Uuid]) -> StoredChat {
+    store
+        .create_chat(&NewChat {
+            id: Uuid::now_v7(),
+            match_id: Uuid::new_v4(),
+            participants: users.iter().copied().map(profile).collect(),
+            created_at: now(),
+        })
+        .await
+        .expect("create chat")
+        .value
+}
+
+/// A message from `sender` with client id `client_msg_id`.
+pub fn message(chat_id: Uuid, sender_id: Uuid, client_msg_id: &str) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        chat_id,
+        sender_id,
+        client_msg_id: client_msg_id.to_owned(),
+        text: format!("hello from {client_msg_id}"),
+        created_at: now(),
+    }
+}
+
+fn users(n: usize) -> Vec<Uuid> {
+    (0..n).map(|_| Uuid::new_v4()).collect()
+}
+
+async fn a_created_chat_reads_back_with_its_profiles(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await;
+    assert_eq!(chat.chat.participants, vec![a, b]);
+    assert_eq!(chat.profiles, vec![profile(a), profile(b)]);
+    assert_eq!(chat.chat.last_seq, 0);
+    assert_eq!(chat.chat.ended_at, None);
+    let read = store.chat(chat.chat.id).await.unwrap().expect("stored");
+    assert_eq!(read, chat);
+    assert_eq!(store.chat(Uuid::new_v4()).await.unwrap(), None);
+    let marks = store.watermarks(chat.chat.id).await.unwrap();
+    assert_eq!(
+        marks.iter().map(|w| w.user_id).collect::<Vec<_>>(),
+        vec![a, b]
+    );
+    assert!(
+        marks
+            .iter()
+            .all(|w| w.delivered_seq == 0 && w.read_seq == 0)
+    );
+}
+
+async fn creating_a_chat_is_idempotent_per_match(store: &dyn MessageStore) {
+    let group = users(3);
+    let new = NewChat {
+        id: Uuid::now_v7(),
+        match_id: Uuid::new_v4(),
+        participants: group.iter().copied().map(profile).collect(),
+        created_at: now(),
+    };
+    let first = store.create_chat(&new).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.value.chat.participants.len(), 3, "not only pairs");
+    let again = store
+        .create_chat(&NewChat {
+            id: Uuid::now_v7(),
+            ..new.clone()
+        })
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.value, first.value);
+}
+
+async fn a_chat_between_blocked_users_is_refused(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    store.block(b, a, now()).await.unwrap();
+    for pair in [[a, b], [b, a]] {
+        let refused = store
+            .create_chat(&NewChat {
+                id: Uuid::now_v7(),
+                match_id: Uuid::new_v4(),
+                participants: pair.iter().copied().map(profile).collect(),
+                created_at: now(),
+            })
+            .await;
+        assert!(matches!(refused, Err(StoreError::Blocked)), "{refused:?}");
+    }
+    assert!(store.chats_of(a, false, 10).await.unwrap().is_empty());
+    assert!(store.unblock(b, a).await.unwrap());
+    new_chat(store, &[a, b]).await;
+}
+
+async fn appends_get_consecutive_seqs_and_resends_return_the_original(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let first = store.append(&message(chat.id, a, "m1")).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.value.seq, 1);
+    let second = store.append(&message(chat.id, b, "m1")).await.unwrap();
+    assert!(second.created, "client ids are per sender");
+    assert_eq!(second.value.seq, 2);
+    let mut resend = message(chat.id, a, "m1");
+    resend.text = "different text".to_owned();
+    let again = store.append(&resend).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.value, first.value);
+    let third = store.append(&message(chat.id, a, "m2")).await.unwrap();
+    assert_eq!(third.value.seq, 3);
+    assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 3);
+    let all = store.messages_after(chat.id, 0, 100).await.unwrap();
+    assert_eq!(all, vec![first.value, second.value, third.value]);
+}
+
+async fn only_participants_append_and_unknown_chats_are_not_found(store: &dyn MessageStore) {
+    let [a, b, stranger] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let refused = store.append(&message(chat.id, stranger, "x")).await;
+    assert!(
+        matches!(refused, Err(StoreError::ChatNotFound)),
+        "{refused:?}"
+    );
+    let refused = store.append(&message(Uuid::new_v4(), a, "x")).await;
+    assert!(
+        matches!(refused, Err(StoreError::ChatNotFound)),
+        "{refused:?}"
+    );
+    let refused = store
+        .advance_watermark(chat.id, stranger, Some(1), None, now())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::ChatNotFound)),
+        "{refused:?}"
+    );
+    let refused = store.end_chat(chat.id, stranger, now()).await;
+    assert!(
+        matches!(refused, Err(StoreError::ChatNotFound)),
+        "{refused:?}"
+    );
+    let refused = store.end_chat(Uuid::new_v4(), a, now()).await;
+    assert!(
+        matches!(refused, Err(StoreError::ChatNotFound)),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .messages_after(chat.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.chat(chat.id).await.unwrap().unwrap().chat.ended_at,
+        None
+    );
+}
+
+async fn ending_is_idempotent_and_stops_appends_but_not_resends(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let sent = store.append(&message(chat.id, a, "before")).await.unwrap();
+    let at = now();
+    let ended = store.end_chat(chat.id, b, at).await.unwrap();
+    assert!(ended.created);
+    assert_eq!(ended.value.ended_at, Some(at));
+    assert_eq!(ended.value.ended_by, Some(b));
+    let later = store
+        .end_chat(chat.id, a, at + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert!(!later.created);
+    assert_eq!(later.value.ended_by, Some(b), "the first ender wins");
+    assert_eq!(later.value.ended_at, Some(at));
+    let refused = store.append(&message(chat.id, a, "after")).await;
+    assert!(matches!(refused, Err(StoreError::ChatEnded)), "{refused:?}");
+    let resend = store.append(&message(chat.id, a, "before")).await.unwrap();
+    assert!(!resend.created);
+    assert_eq!(resend.value, sent.value);
+    assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 1);
+}
+
+async fn history_reads_after_before_and_by_id(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let mut sent = Vec::new();
+    for i in 1..=7 {
+        let sender = if i % 2 == 0 { b } else { a };
+        let m = store
+            .append(&message(chat.id, sender, &format!("c{i}")))
+            .await
+            .unwrap();
+        sent.push(m.value);
+    }
+    let seqs = |ms: &[Message]| ms.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(&store.messages_after(chat.id, 2, 3).await.unwrap()),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        seqs(&store.messages_after(chat.id, 6, 3).await.unwrap()),
+        [7]
+    );
+    assert_eq!(
+        seqs(&store.messages_before(chat.id, 6, 3).await.unwrap()),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        seqs(&store.messages_before(chat.id, 3, 10).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        seqs(&store.messages_before(chat.id, u64::MAX, 2).await.unwrap()),
+        [6, 7]
+    );
+    let other = new_chat(store, &[a, b]).await.chat;
+    let elsewhere = store
+        .append(&message(other.id, a, "c1"))
+        .await
+        .unwrap()
+        .value;
+    let found = store
+        .messages_by_id(chat.id, &[sent[1].id, elsewhere.id, Uuid::new_v4()])
+        .await
+        .unwrap();
+    assert_eq!(found, vec![sent[1].clone()]);
+}
+
+async fn watermarks_are_clamped_monotonic_and_read_implies_delivered(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    for i in 0..5 {
+        store
+            .append(&message(chat.id, a, &format!("w{i}")))
+            .await
+            .unwrap();
+    }
+    let t1 = now();
+    let w = store
+        .advance_watermark(chat.id, b, Some(99), None, t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (w.delivered_seq, w.read_seq),
+        (5, 0),
+        "clamped to the last seq"
+    );
+    assert_eq!(w.delivered_at, Some(t1));
+    assert_eq!(w.read_at, None);
+    let w = store
+        .advance_watermark(chat.id, b, Some(2), Some(3), t1 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (w.delivered_seq, w.read_seq),
+        (5, 3),
+        "delivered does not move back"
+    );
+    assert_eq!(
+        w.delivered_at,
+        Some(t1),
+        "an unmoved watermark keeps its time"
+    );
+    let w = store
+        .advance_watermark(chat.id, b, None, Some(1), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (w.delivered_seq, w.read_seq),
+        (5, 3),
+        "read does not move back"
+    );
+    let other = store
+        .advance_watermark(chat.id, a, None, Some(4), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (other.delivered_seq, other.read_seq),
+        (4, 4),
+        "read implies delivered"
+    );
+    let all = store.watermarks(chat.id).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].user_id, all[0].read_seq), (a, 4));
+    assert_eq!((all[1].user_id, all[1].read_seq), (b, 3));
+}
+
+async fn marks_tell_when_each_seq_was_reached(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    for i in 0..6 {
+        store
+            .append(&message(chat.id, a, &format!("k{i}")))
+            .await
+            .unwrap();
+    }
+    let t0 = now();
+    let t1 = t0 + Duration::seconds(1);
+    let t2 = t0 + Duration::seconds(2);
+    store
+        .advance_watermark(chat.id, b, Some(2), None, t0)
+        .await
+        .unwrap();
+    store
+        .advance_watermark(chat.id, b, Some(5), Some(1), t1)
+        .await
+        .unwrap();
+    store
+        .advance_watermark(chat.id, b, None, Some(6), t2)
+        .await
+        .unwrap();
+    let mut marks = store.marks(chat.id, 3, 4).await.unwrap();
+    marks.sort_by_key(|m| (m.kind == MarkKind::Read, m.seq));
+    let seen: Vec<_> = marks
+        .iter()
+        .map(|m| (m.user_id, m.kind, m.seq, m.at))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(b, MarkKind::Delivered, 5, t1), (b, MarkKind::Read, 6, t2),],
+        "no move inside 3..=4, so the first ones past it"
+    );
+    let marks = store.marks(chat.id, 1, 2).await.unwrap();
+    assert!(marks.contains(&super::WatermarkMark {
+        user_id: b,
+        kind: MarkKind::Delivered,
+        seq: 2,
+        at: t0,
+    }));
+    assert!(
+        marks
+            .iter()
+            .any(|m| m.kind == MarkKind::Read && m.seq == 1 && m.at == t1)
+    );
+}
+
+async fn unread_counts_only_others_messages(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    for (i, sender) in [a, b, a, a, b].into_iter().enumerate() {
+        store
+            .append(&message(chat.id, sender, &format!("u{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.count_from_others_after(chat.id, b, 0).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store.count_from_others_after(chat.id, b, 3).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.count_from_others_after(chat.id, a, 0).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count_from_others_after(chat.id, a, 5).await.unwrap(),
+        0
+    );
+}
+
+async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
+    let [me, p1, p2, p3] = [
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    ];
+    let base = now();
+    let mut ids = Vec::new();
+    for (i, partner) in [p1, p2, p3].into_iter().enumerate() {
+        let chat = store
+            .create_chat(&NewChat {
+                id: Uuid::now_v7(),
+                match_id: Uuid::new_v4(),
+                participants: vec![profile(me), profile(partner)],
+                created_at: base + Duration::seconds(i as i64),
+            })
+            .await
+            .unwrap()
+            .value;
+        ids.push(chat.chat.id);
+    }
+    store.end_chat(ids[2], p3, now()).await.unwrap();
+    let all: Vec<Uuid> = store
+        .chats_of(me, false, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.chat.id)
+        .collect();
+    assert_eq!(all, vec![ids[2], ids[1], ids[0]]);
+    let active: Vec<Uuid> = store
+        .chats_of(me, true, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.chat.id)
+        .collect();
+    assert_eq!(active, vec![ids[1], ids[0]]);
+    assert_eq!(store.chats_of(me, false, 1).await.unwrap().len(), 1);
+    let theirs = store.chats_of(p2, false, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].profiles, vec![profile(me), profile(p2)]);
+}
+
+async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore) {
+    let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let t0 = now();
+    let first = store.block(a, b, t0).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.value.user_id, b);
+    let again = store.block(a, b, t0 + Duration::seconds(3)).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.value.created_at, t0, "the first block is kept");
+    store.block(a, c, t0 + Duration::seconds(1)).await.unwrap();
+    let blocked: Vec<Uuid> = store
+        .blocks_of(a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.user_id)
+        .collect();
+    assert_eq!(blocked, vec![c, b], "newest first");
+    assert_eq!(store.blockers_of(b).await.unwrap(), vec![a]);
+    assert!(store.is_blocked(a, b).await.unwrap());
+    assert!(store.is_blocked(b, a).await.unwrap());
+    assert!(!store.is_blocked(b, c).await.unwrap());
+    assert!(store.unblock(a, b).await.unwrap());
+    assert!(!store.unblock(a, b).await.unwrap());
+    assert!(!store.is_blocked(b, a).await.unwrap());
+    assert!(store.blockers_of(b).await.unwrap().is_empty());
+}
+
+async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let t0 = now();
+    for i in 0..3 {
+        store
+            .add_report(&Report {
+                id: Uuid::now_v7(),
+                reporter_id: a,
+                reported_id: b,
+                chat_id: chat.id,
+                message_ids: vec![Uuid::new_v4()],
+                reason: format!("spam {i}"),
+                created_at: t0 + Duration::seconds(i),
+            })
+            .await
+            .unwrap();
+    }
+    let times = store
+        .report_times(a, t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        times,
+        vec![t0 + Duration::seconds(1), t0 + Duration::seconds(2)]
+    );
+    assert!(store.report_times(b, t0).await.unwrap().is_empty());
+}
+
+/// `n` appends with distinct client ids at once: seqs are exactly `1..=n`.
+pub async fn concurrent_appends_have_no_gaps_and_no_duplicates(
+    store: Arc<dyn MessageStore>,
+    n: usize,
+) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store.as_ref(), &[a, b]).await.chat;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let store = store.clone();
+            let sender = if i % 2 == 0 { a } else { b };
+            tokio::spawn(async move {
+                store
+                    .append(&message(chat.id, sender, &format!("p{i}")))
+                    .await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let written = task.await.expect("task").expect("append");
+        assert!(written.created);
+        seqs.push(written.value.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
+    let stored = store
+        .messages_after(chat.id, 0, n as u32 + 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=n as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.chat(chat.id).await.unwrap().unwrap().chat.last_seq,
+        n as u64
+    );
+}
+
+/// What [`same_client_msg_id_concurrently`] saw.
+#[derive(Debug)]
+pub struct SameIdOutcome {
+    /// Every caller's answer, in spawn order.
+    pub answers: Vec<(Message, bool)>,
+    /// The chat's stored messages afterwards.
+    pub stored: Vec<Message>,
+    /// The chat's `last_seq` afterwards.
+    pub last_seq: u64,
+}
+
+/// `n` appends with one client message id at once, each its own task.
+pub async fn same_client_msg_id_concurrently(
+    store: Arc<dyn MessageStore>,
+    n: usize,
+) -> SameIdOutcome {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store.as_ref(), &[a, b]).await.chat;
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(&message(chat.id, a, "same")).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for task in tasks {
+        let written = task.await.expect("task").expect("append");
+        answers.push((written.value, written.created));
+    }
+    SameIdOutcome {
+        answers,
+        stored: store.messages_after(chat.id, 0, 1000).await.unwrap(),
+        last_seq: store.chat(chat.id).await.unwrap().unwrap().chat.last_seq,
+    }
+}
+
+/// Asserts that one message was stored and every caller got it, and exactly one created it.
+pub fn assert_one_message(outcome: &SameIdOutcome) {
+    assert_eq!(outcome.stored.len(), 1, "exactly one message is stored");
+    assert_eq!(outcome.last_seq, 1, "no seq was spent on a duplicate");
+    let stored = &outcome.stored[0];
+    assert_eq!(stored.seq, 1);
+    let ids: HashSet<(Uuid, u64)> = outcome.answers.iter().map(|(m, _)| (m.id, m.seq)).collect();
+    assert_eq!(
+        ids,
+        HashSet::from([(stored.id, stored.seq)]),
+        "every caller got it"
+    );
+    let creators = outcome
+        .answers
+        .iter()
+        .filter(|(_, created)| *created)
+        .count();
+    assert_eq!(creators, 1, "exactly one caller created it");
+}
