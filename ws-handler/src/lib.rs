@@ -1,1 +1,65 @@
-//! ws-handler
+//! ws-handler: the clients' WebSocket connections. Authenticates them, registers them with
+//! ws-manager, persists sent messages through message-service, acknowledges them, relays
+//! events between handlers, keeps per-connection order (resume, gap filling), and pushes
+//! statuses, typing and presence.
+//!
+//! - [`config`] — settings (`WSH_*`).
+//! - [`state`] — [`AppState`], the peers, the connections held, graceful shutdown.
+//! - [`routes`] — `GET /v1/ws`.
+//! - [`session`] — one connection: reader, writer, rate limits.
+//! - [`chats`] — calls to message-service and ws-manager, the participants cache.
+//! - [`presence`] — online/offline announcements.
+//! - [`background`] — heartbeats and the relay subscription.
+//! - [`openapi`] — the OpenAPI description of the handshake.
+
+pub mod background;
+pub mod chats;
+pub mod config;
+pub mod openapi;
+pub mod presence;
+pub mod routes;
+pub mod session;
+pub mod state;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+
+pub use background::{Background, spawn_background};
+pub use config::{HandlerConfig, Settings};
+pub use state::{AppState, Peers};
+
+/// The service's name in logs and metrics.
+pub const SERVICE: &str = "ws-handler";
+
+/// The whole service: `GET /v1/ws`, `/healthz`, `/readyz`, `/metrics` and
+/// `/openapi.json`, with the standard layers.
+pub fn app(state: AppState) -> Router {
+    let router = routes::router()
+        .route("/readyz", get(readyz))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::openapi()) }),
+        )
+        .merge(common::telemetry::health_routes())
+        .fallback(common::extract::not_found_fallback)
+        .method_not_allowed_fallback(common::extract::method_not_allowed_fallback)
+        .with_state(state);
+    common::telemetry::service_layers(router, SERVICE)
+}
+
+/// GET /readyz
+///
+/// Ready when the relay subscription is active, ws-manager took the last heartbeat, the
+/// token keys are loaded, and the instance is not shutting down.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let result = if !state.verifier().is_ready() {
+        Err("token keys not loaded".to_owned())
+    } else if !state.is_ready() {
+        Err("relay not subscribed, heartbeat not accepted, or shutting down".to_owned())
+    } else {
+        Ok(())
+    };
+    common::telemetry::readiness(result)
+}

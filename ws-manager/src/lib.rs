@@ -1,1 +1,61 @@
-//! ws-manager
+//! ws-manager: which user is connected to which ws-handler, handler liveness and load,
+//! and delivering events to users over the relay bus.
+//!
+//! - [`config`] — settings (`WSM_*`).
+//! - [`state`] — [`AppState`] and building it from settings.
+//! - [`routes`] — the internal HTTP API, one module per resource.
+//! - [`store`] — the registry trait and its in-memory and Redis backends.
+//! - [`error`] — the service's errors and their HTTP answers.
+//! - [`openapi`] — the OpenAPI description of the internal routes.
+
+pub mod config;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod store;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+
+pub use config::{ManagerConfig, Settings};
+pub use state::AppState;
+pub use store::{ConnectionStore, MemoryStore, RedisStore};
+
+/// The service's name in logs and metrics.
+pub const SERVICE: &str = "ws-manager";
+
+/// The whole service: every route, `/healthz`, `/readyz`, `/metrics` and
+/// `/openapi.json`, with the standard layers.
+pub fn app(state: AppState) -> Router {
+    let router = routes::router()
+        .route("/readyz", get(readyz))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::openapi()) }),
+        )
+        .merge(common::telemetry::health_routes())
+        .fallback(common::extract::not_found_fallback)
+        .method_not_allowed_fallback(common::extract::method_not_allowed_fallback)
+        .with_state(state);
+    common::telemetry::service_layers(router, SERVICE)
+}
+
+/// GET /readyz
+///
+/// Ready when the registry and the relay bus answer.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state
+        .store()
+        .ping()
+        .await
+        .map_err(|e| format!("registry: {e}"));
+    let relay = state
+        .relay()
+        .ping()
+        .await
+        .map_err(|e| format!("relay: {e}"));
+    common::telemetry::readiness(store.and(relay))
+}

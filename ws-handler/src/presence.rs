@@ -1,0 +1,95 @@
+//! Presence: partners of a user's active chats learn when the user's first connection
+//! opens and the last one closes; a new connection learns its partners' presence.
+
+use common::api::message::Chat;
+use common::protocol::ServerFrame;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::chats;
+use crate::session::Outbound;
+use crate::state::AppState;
+
+fn others(chat: &Chat, user_id: Uuid) -> Vec<Uuid> {
+    chat.participants
+        .iter()
+        .copied()
+        .filter(|p| *p != user_id)
+        .collect()
+}
+
+/// After registration: when this is the user's only connection (`count == 1`) tell the
+/// partners `online`; then tell this connection whether each partner is online.
+pub async fn connected(
+    state: AppState,
+    user_id: Uuid,
+    count: u32,
+    active: Option<Vec<Chat>>,
+    outbound: mpsc::Sender<Outbound>,
+) {
+    let Some(active) = active else { return };
+    let peers = state.peers();
+    if count == 1 {
+        for chat in &active {
+            chats::deliver(
+                &peers.ws_manager,
+                others(chat, user_id),
+                ServerFrame::Presence {
+                    chat_id: chat.id,
+                    user_id,
+                    online: true,
+                },
+                None,
+            )
+            .await;
+        }
+    }
+    for chat in &active {
+        for partner in others(chat, user_id) {
+            let online = match chats::connections_of(&peers.ws_manager, partner).await {
+                Ok(connections) => !connections.is_empty(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot look up a partner's presence");
+                    continue;
+                }
+            };
+            let frame = ServerFrame::Presence {
+                chat_id: chat.id,
+                user_id: partner,
+                online,
+            };
+            if outbound.send(Outbound::Frame(frame)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// After the user's last connection closed: tell the partners `offline` and drop the
+/// user's queue ticket (best effort).
+pub async fn last_disconnected(state: &AppState, user_id: Uuid) {
+    let peers = state.peers();
+    match chats::active_chats(&peers.message, user_id).await {
+        Ok(active) => {
+            for chat in &active {
+                chats::deliver(
+                    &peers.ws_manager,
+                    others(chat, user_id),
+                    ServerFrame::Presence {
+                        chat_id: chat.id,
+                        user_id,
+                        online: false,
+                    },
+                    None,
+                )
+                .await;
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot list chats to announce going offline"),
+    }
+    if let Some(matching) = &peers.matching
+        && let Err(err) = matching.delete(&format!("/internal/queue/{user_id}")).await
+    {
+        tracing::warn!(error = %err, "cannot drop the queue ticket of a user who went offline");
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /v1/ws`: checks the origin and the access token, then upgrades to a WebSocket.
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::error::ApiError;
+use common::protocol::{MAX_FRAME_BYTES, WS_PATH};
+
+use crate::session;
+use crate::state::AppState;
+
+/// The subprotocol the server selects when a client offers it.
+pub const SUBPROTOCOL: &str = "rc.v1";
+
+/// The WebSocket route.
+pub fn router() -> Router<AppState> {
+    Router::new().route(WS_PATH, get(upgrade))
+}
+
+/// Whether a browser origin may connect. Clients without `Origin` (not browsers) may.
+pub fn origin_allowed(allowed: Option<&[String]>, origin: Option<&str>) -> bool {
+    match (allowed, origin) {
+        (None, _) | (_, None) => true,
+        (Some(list), Some(origin)) => {
+            let origin = origin.trim_end_matches('/');
+            list.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        }
+    }
+}
+
+/// GET /v1/ws
+///
+/// The access token comes in `Authorization: Bearer <token>` or, from browsers, as a
+/// `Sec-WebSocket-Protocol` entry `rc.bearer.<token>` next to `rc.v1` (never in the URL).
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "realtime",
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; see docs/PROTOCOL.md"),
+        (status = 400, description = "Not a WebSocket handshake", body = common::error::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired access token", body = common::error::ErrorBody),
+        (status = 403, description = "Origin not allowed", body = common::error::ErrorBody),
+        (status = 503, description = "Shutting down or keys not loaded yet", body = common::error::ErrorBody),
+    )
+)]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if state.is_draining() {
+        return ApiError::unavailable("this server is shutting down; reconnect")
+            .with_retry_after(1)
+            .into_response();
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if !origin_allowed(state.config().allowed_origins.as_deref(), origin) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this origin may not open WebSocket connections",
+        )
+        .into_response();
+    }
+    let user = match common::auth::authenticate(&headers, state.verifier()) {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "websocket_required",
+                format!("a WebSocket handshake is required: {rejection}"),
+            )
+            .into_response();
+        }
+    };
+    let tracker = state.tasks().clone();
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| {
+            tracker.track_future(session::run(socket, state, user.user_id, user.claims.exp))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_without_origin_are_allowed_whatever_the_list() {
+        assert!(origin_allowed(
+            Some(&["https://a.example".to_owned()]),
+            None
+        ));
+    }
+
+    #[test]
+    fn only_listed_origins_are_allowed() {
+        let list = ["https://a.example".to_owned()];
+        assert!(origin_allowed(Some(&list), Some("https://a.example")));
+        assert!(!origin_allowed(Some(&list), Some("https://evil.example")));
+        assert!(origin_allowed(None, Some("https://evil.example")));
+    }
+}

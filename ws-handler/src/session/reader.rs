@@ -1,0 +1,467 @@
+//! The reader of a connection: parses client frames and answers them.
+
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use axum::extract::ws::Message as WsMessage;
+use common::api::message::{AppendMessageRequest, WatermarkUpdate};
+use common::client::ClientError;
+use common::protocol::{ClientFrame, ServerFrame, close};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::ratelimit::TokenBucket;
+use super::writer::MAX_RESUME_CHATS;
+use super::{Closer, Outbound, PendingSends};
+use crate::chats;
+use crate::state::AppState;
+
+/// Frame types a client may send.
+const CLIENT_TYPES: [&str; 6] = ["send", "delivered", "read", "typing", "resume", "ping"];
+
+/// The inbound side of a connection.
+#[derive(Debug)]
+pub struct Reader {
+    state: AppState,
+    user_id: Uuid,
+    connection_id: Uuid,
+    outbound: mpsc::Sender<Outbound>,
+    closer: Closer,
+    pending: PendingSends,
+    sends: TokenBucket,
+    frames: TokenBucket,
+    refused_in_a_row: u32,
+}
+
+impl Reader {
+    /// A reader for a new connection.
+    pub fn new(
+        state: AppState,
+        user_id: Uuid,
+        connection_id: Uuid,
+        outbound: mpsc::Sender<Outbound>,
+        closer: Closer,
+        pending: PendingSends,
+    ) -> Self {
+        let config = state.config();
+        let sends = TokenBucket::new(config.send_per_sec, config.send_burst);
+        let frames = TokenBucket::new(config.frames_per_sec, config.frames_burst);
+        Self {
+            state,
+            user_id,
+            connection_id,
+            outbound,
+            closer,
+            pending,
+            sends,
+            frames,
+            refused_in_a_row: 0,
+        }
+    }
+
+    /// Reads frames until the client leaves, the connection is closed, it idles out or
+    /// its access token expires.
+    pub async fn run<S>(mut self, mut stream: S, token_expires_at: i64)
+    where
+        S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    {
+        let idle = self.state.config().idle_timeout;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let token_left = Duration::from_secs(token_expires_at.saturating_sub(now).max(0) as u64);
+        let expiry = tokio::time::sleep(token_left);
+        tokio::pin!(expiry);
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.closer.closed() => return,
+                () = &mut expiry => {
+                    self.closer.close(close::TOKEN_EXPIRED, "the access token expired; reconnect with a fresh one");
+                    return;
+                }
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            let message = match next {
+                Err(_) => {
+                    self.closer
+                        .close(close::IDLE_TIMEOUT, "no frame within the idle timeout");
+                    return;
+                }
+                Ok(None) => return,
+                Ok(Some(Err(err))) => {
+                    if is_too_big(err) {
+                        self.closer
+                            .close(close::MESSAGE_TOO_BIG, "frame larger than 65536 bytes");
+                    }
+                    return;
+                }
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                WsMessage::Text(text) => {
+                    if !self.on_text(text.as_str()).await {
+                        return;
+                    }
+                }
+                WsMessage::Binary(_) => {
+                    self.closer.close(
+                        close::UNSUPPORTED_DATA,
+                        "only JSON text frames are accepted",
+                    );
+                    return;
+                }
+                WsMessage::Close(_) => {
+                    self.closer.close(close::NORMAL, "");
+                    return;
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            }
+        }
+    }
+
+    /// Queues a frame for the client; false when the writer is gone.
+    async fn reply(&self, frame: ServerFrame) -> bool {
+        self.outbound.send(Outbound::Frame(frame)).await.is_ok()
+    }
+
+    async fn refuse_rate(
+        &mut self,
+        in_reply_to: Option<&str>,
+        client_msg_id: Option<String>,
+    ) -> bool {
+        self.refused_in_a_row += 1;
+        metrics::counter!("ws_rate_limited_total").increment(1);
+        if self.refused_in_a_row > self.state.config().max_refused_in_a_row {
+            self.closer
+                .close(close::RATE_LIMITED, "too many frames too fast");
+            return false;
+        }
+        self.reply(ServerFrame::Error {
+            code: "rate_limited".to_owned(),
+            message: "too many frames; slow down".to_owned(),
+            in_reply_to: in_reply_to.map(str::to_owned),
+            client_msg_id,
+        })
+        .await
+    }
+
+    async fn on_text(&mut self, text: &str) -> bool {
+        let parsed = serde_json::from_str::<ClientFrame>(text);
+        if !self.frames.try_take() {
+            let (kind, id) = parsed.as_ref().map_or((None, None), frame_kind);
+            return self.refuse_rate(kind, id).await;
+        }
+        let frame = match parsed {
+            Ok(frame) => frame,
+            Err(err) => return self.reply(parse_error(text, &err)).await,
+        };
+        if let ClientFrame::Send { client_msg_id, .. } = &frame
+            && !self.sends.try_take()
+        {
+            let id = Some(client_msg_id.clone());
+            return self.refuse_rate(Some("send"), id).await;
+        }
+        self.refused_in_a_row = 0;
+        match frame {
+            ClientFrame::Send {
+                chat_id,
+                client_msg_id,
+                text,
+            } => self.on_send(chat_id, client_msg_id, text).await,
+            ClientFrame::Delivered { chat_id, seq } => {
+                self.on_watermark(chat_id, Some(seq), None, "delivered")
+                    .await
+            }
+            ClientFrame::Read { chat_id, seq } => {
+                self.on_watermark(chat_id, None, Some(seq), "read").await
+            }
+            ClientFrame::Typing { chat_id, typing } => self.on_typing(chat_id, typing).await,
+            ClientFrame::Resume { chats } => {
+                if chats.len() > MAX_RESUME_CHATS {
+                    return self
+                        .reply(ServerFrame::Error {
+                            code: "invalid_frame".to_owned(),
+                            message: format!("at most {MAX_RESUME_CHATS} chats in one resume"),
+                            in_reply_to: Some("resume".to_owned()),
+                            client_msg_id: None,
+                        })
+                        .await;
+                }
+                self.outbound.send(Outbound::Resume(chats)).await.is_ok()
+            }
+            ClientFrame::Ping { nonce } => self.reply(ServerFrame::Pong { nonce }).await,
+        }
+    }
+
+    async fn on_send(&mut self, chat_id: Uuid, client_msg_id: String, text: String) -> bool {
+        let peers = self.state.peers().clone();
+        let key = (chat_id, client_msg_id.clone());
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone());
+        let request = AppendMessageRequest {
+            sender_id: self.user_id,
+            client_msg_id: client_msg_id.clone(),
+            text,
+        };
+        let appended = match chats::append(&peers.message, chat_id, &request).await {
+            Ok(appended) => appended,
+            Err(err) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&key);
+                return self
+                    .reply(client_error_frame(err, "send", Some(client_msg_id)))
+                    .await;
+            }
+        };
+        metrics::counter!("ws_messages_sent_total").increment(1);
+        let message = appended.message;
+        let ack = ServerFrame::Ack {
+            client_msg_id,
+            chat_id,
+            seq: message.seq,
+            message_id: message.id,
+            created_at: message.created_at,
+            duplicate: !appended.created,
+        };
+        if !self.reply(ack).await {
+            return false;
+        }
+        // Also on a resend: the first delivery may have been lost; receivers drop repeats.
+        match self
+            .state
+            .chats()
+            .participants(&peers.message, chat_id)
+            .await
+        {
+            Ok(participants) => {
+                chats::deliver(
+                    &peers.ws_manager,
+                    participants,
+                    ServerFrame::Message { message },
+                    Some(self.connection_id),
+                )
+                .await;
+            }
+            Err(err) => tracing::warn!(error = %err, %chat_id, "cannot find a chat's participants"),
+        }
+        true
+    }
+
+    async fn on_watermark(
+        &mut self,
+        chat_id: Uuid,
+        delivered_seq: Option<u64>,
+        read_seq: Option<u64>,
+        kind: &str,
+    ) -> bool {
+        let peers = self.state.peers().clone();
+        let update = WatermarkUpdate {
+            user_id: self.user_id,
+            delivered_seq,
+            read_seq,
+        };
+        let watermark = match chats::update_watermark(&peers.message, chat_id, &update).await {
+            Ok(watermark) => watermark,
+            Err(err) => return self.reply(client_error_frame(err, kind, None)).await,
+        };
+        match self
+            .state
+            .chats()
+            .participants(&peers.message, chat_id)
+            .await
+        {
+            Ok(participants) => {
+                chats::deliver(
+                    &peers.ws_manager,
+                    participants,
+                    ServerFrame::Status { watermark },
+                    Some(self.connection_id),
+                )
+                .await;
+            }
+            Err(err) => tracing::warn!(error = %err, %chat_id, "cannot find a chat's participants"),
+        }
+        true
+    }
+
+    async fn on_typing(&mut self, chat_id: Uuid, typing: bool) -> bool {
+        let peers = self.state.peers().clone();
+        let participants = match self
+            .state
+            .chats()
+            .participants(&peers.message, chat_id)
+            .await
+        {
+            Ok(p) => p,
+            Err(err) => return self.reply(client_error_frame(err, "typing", None)).await,
+        };
+        if !participants.contains(&self.user_id) {
+            return self
+                .reply(ServerFrame::Error {
+                    code: "chat_not_found".to_owned(),
+                    message: "no such chat of yours".to_owned(),
+                    in_reply_to: Some("typing".to_owned()),
+                    client_msg_id: None,
+                })
+                .await;
+        }
+        let others = participants
+            .into_iter()
+            .filter(|p| *p != self.user_id)
+            .collect();
+        chats::deliver(
+            &peers.ws_manager,
+            others,
+            ServerFrame::Typing {
+                chat_id,
+                user_id: self.user_id,
+                typing,
+            },
+            None,
+        )
+        .await;
+        true
+    }
+}
+
+fn frame_kind(frame: &ClientFrame) -> (Option<&'static str>, Option<String>) {
+    let kind = match frame {
+        ClientFrame::Send { client_msg_id, .. } => {
+            return (Some("send"), Some(client_msg_id.clone()));
+        }
+        ClientFrame::Delivered { .. } => "delivered",
+        ClientFrame::Read { .. } => "read",
+        ClientFrame::Typing { .. } => "typing",
+        ClientFrame::Resume { .. } => "resume",
+        ClientFrame::Ping { .. } => "ping",
+    };
+    (Some(kind), None)
+}
+
+/// The `error` answering a frame that does not parse: `invalid_json` (not JSON),
+/// `unknown_type` (no or an unknown `type`), `invalid_frame` (missing or mistyped fields).
+pub fn parse_error(text: &str, err: &serde_json::Error) -> ServerFrame {
+    let value = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => value,
+        Err(_) => {
+            return ServerFrame::Error {
+                code: "invalid_json".to_owned(),
+                message: format!("the frame is not valid JSON: {err}"),
+                in_reply_to: None,
+                client_msg_id: None,
+            };
+        }
+    };
+    let kind = value.get("type").and_then(|t| t.as_str());
+    match kind {
+        Some(kind) if CLIENT_TYPES.contains(&kind) => ServerFrame::Error {
+            code: "invalid_frame".to_owned(),
+            message: format!("invalid `{kind}` frame: {err}"),
+            in_reply_to: Some(kind.to_owned()),
+            client_msg_id: value
+                .get("client_msg_id")
+                .and_then(|v| v.as_str())
+                .filter(|_| kind == "send")
+                .map(|s| s.chars().take(64).collect()),
+        },
+        _ => ServerFrame::Error {
+            code: "unknown_type".to_owned(),
+            message: format!(
+                "a frame needs a `type`, one of: {}",
+                CLIENT_TYPES.join(", ")
+            ),
+            in_reply_to: None,
+            client_msg_id: None,
+        },
+    }
+}
+
+/// The `error` for a failed call to another service: its 4xx code passes through (e.g.
+/// `chat_not_found`, `chat_ended`, `text_too_long`); outages become `unavailable`.
+pub fn client_error_frame(
+    err: ClientError,
+    in_reply_to: &str,
+    client_msg_id: Option<String>,
+) -> ServerFrame {
+    let (code, message) = match &err {
+        ClientError::Api { status, body, .. } if status.is_client_error() => {
+            (body.error.code.clone(), body.error.message.clone())
+        }
+        ClientError::Api { status, .. }
+            if *status != axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::error!(error = %err, "a backend service failed");
+            (
+                "internal".to_owned(),
+                "the server failed to handle the frame".to_owned(),
+            )
+        }
+        _ => {
+            tracing::warn!(error = %err, "a backend service is unavailable");
+            (
+                "unavailable".to_owned(),
+                "the service is temporarily unavailable; retry shortly".to_owned(),
+            )
+        }
+    };
+    ServerFrame::Error {
+        code,
+        message,
+        in_reply_to: Some(in_reply_to.to_owned()),
+        client_msg_id,
+    }
+}
+
+fn is_too_big(err: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = err.into_inner();
+    matches!(inner.downcast_ref::<Error>(), Some(Error::Capacity(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(frame: &ServerFrame) -> (&str, Option<&str>) {
+        match frame {
+            ServerFrame::Error {
+                code, in_reply_to, ..
+            } => (code.as_str(), in_reply_to.as_deref()),
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    fn answer(text: &str) -> ServerFrame {
+        let err = serde_json::from_str::<ClientFrame>(text).unwrap_err();
+        parse_error(text, &err)
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_invalid_json() {
+        assert_eq!(code_of(&answer("{nope")), ("invalid_json", None));
+    }
+
+    #[test]
+    fn a_frame_without_a_known_type_is_an_unknown_type() {
+        assert_eq!(
+            code_of(&answer(r#"{"type":"shout"}"#)),
+            ("unknown_type", None)
+        );
+        assert_eq!(code_of(&answer(r#"{"chat_id":1}"#)), ("unknown_type", None));
+    }
+
+    #[test]
+    fn a_send_without_text_is_an_invalid_frame_naming_its_client_id() {
+        let frame = answer(
+            r#"{"type":"send","chat_id":"6f1c2a4e-9a57-4b7a-9d0e-1f6f1d9f2a10","client_msg_id":"m1"}"#,
+        );
+        assert_eq!(code_of(&frame), ("invalid_frame", Some("send")));
+        assert!(
+            matches!(frame, ServerFrame::Error { client_msg_id: Some(ref id), .. } if id == "m1")
+        );
+    }
+}

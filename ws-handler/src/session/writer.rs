@@ -1,0 +1,333 @@
+//! The writer of a connection: the only task that writes to the socket.
+//!
+//! It keeps, per chat, the highest seq this connection has been given (`sent`). A live
+//! `message` at or below it is a duplicate and dropped; one more than one above it means
+//! messages were missed (a relay hiccup, or an event overtaking another), so the gap is
+//! first fetched from message-service and sent in order. An `ack` advances `sent` the
+//! same way. `resume` sets `sent` to the client's last seq and catches up. Because the
+//! connection is registered (and its queue exists) before the writer fetches anything,
+//! no message can fall between catch-up and the live stream.
+
+use std::collections::HashMap;
+use std::sync::PoisonError;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage};
+use common::api::message::{Chat, Message};
+use common::client::ClientError;
+use common::protocol::{PROTOCOL_VERSION, ResumePoint, ServerFrame, close};
+use futures::{Sink, SinkExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{Closer, Outbound, PendingSends};
+use crate::chats::{self, CATCH_UP_PAGE};
+use crate::session::reader::client_error_frame;
+use crate::state::AppState;
+
+/// Most chats in one `resume`.
+pub const MAX_RESUME_CHATS: usize = 1000;
+
+/// The per-connection outbound state.
+#[derive(Debug)]
+pub struct Writer {
+    state: AppState,
+    user_id: Uuid,
+    connection_id: Uuid,
+    /// Highest seq given to the client, per chat.
+    sent: HashMap<Uuid, u64>,
+    /// Chats active when the connection opened.
+    active_at_connect: Vec<Uuid>,
+    /// Whether `sent` was seeded at connect; if not, unknown chats pass through.
+    seeded: bool,
+    pending: PendingSends,
+}
+
+type SendResult = Result<(), axum::Error>;
+
+impl Writer {
+    /// A writer for a new connection. `active` (the user's active chats at connect, after
+    /// registration) seeds `sent` with each chat's last seq: without `resume` the
+    /// connection streams what happens from now on.
+    pub fn new(
+        state: AppState,
+        user_id: Uuid,
+        connection_id: Uuid,
+        active: Option<&[Chat]>,
+        pending: PendingSends,
+    ) -> Self {
+        let sent: HashMap<Uuid, u64> = active
+            .unwrap_or_default()
+            .iter()
+            .map(|c| (c.id, c.last_seq))
+            .collect();
+        Self {
+            state,
+            user_id,
+            connection_id,
+            active_at_connect: active.unwrap_or_default().iter().map(|c| c.id).collect(),
+            sent,
+            seeded: active.is_some(),
+            pending,
+        }
+    }
+
+    /// Sends `hello`, then the queue in order until the connection is closed, then the
+    /// close frame with the code asked for.
+    pub async fn run<S>(mut self, mut sink: S, mut queue: mpsc::Receiver<Outbound>, closer: Closer)
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let idle = self.state.config().idle_timeout;
+        let outcome: SendResult = {
+            let work = async {
+                self.send(
+                    &mut sink,
+                    &ServerFrame::Hello {
+                        protocol: PROTOCOL_VERSION,
+                        user_id: self.user_id,
+                        connection_id: self.connection_id,
+                        idle_timeout_secs: idle.as_secs(),
+                    },
+                )
+                .await?;
+                let mut ping = tokio::time::interval(idle / 3);
+                ping.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ping.tick() => sink.send(WsMessage::Ping(Default::default())).await?,
+                        item = queue.recv() => match item {
+                            Some(item) => self.handle(&mut sink, item).await?,
+                            None => return Ok(()),
+                        },
+                    }
+                }
+            };
+            tokio::select! {
+                biased;
+                () = closer.closed() => Ok(()),
+                result = work => result,
+            }
+        };
+        if let Err(err) = outcome {
+            tracing::debug!(error = %err, connection_id = %self.connection_id, "socket write failed");
+            closer.close(close::NORMAL, "");
+            return;
+        }
+        let (code, reason) = closer.reason().unwrap_or((close::NORMAL, String::new()));
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(self.state.config().close_timeout, async {
+            sink.send(WsMessage::Close(Some(frame))).await?;
+            sink.close().await
+        })
+        .await;
+    }
+
+    async fn send<S>(&self, sink: &mut S, frame: &ServerFrame) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let text = serde_json::to_string(frame).expect("server frames always serialize");
+        sink.send(WsMessage::Text(text.into())).await
+    }
+
+    async fn handle<S>(&mut self, sink: &mut S, item: Outbound) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        match item {
+            Outbound::Frame(ServerFrame::Message { message }) => {
+                self.live_message(sink, message).await
+            }
+            Outbound::Frame(ack @ ServerFrame::Ack { .. }) => self.ack(sink, ack).await,
+            Outbound::Frame(frame) => {
+                if let ServerFrame::Matched { info } = &frame {
+                    // A new chat: everything in it is for this connection.
+                    self.sent.entry(info.chat_id).or_insert(0);
+                }
+                self.send(sink, &frame).await
+            }
+            Outbound::Resume(points) => self.resume(sink, points).await,
+        }
+    }
+
+    fn baseline(&self, chat_id: Uuid) -> Option<u64> {
+        match self.sent.get(&chat_id) {
+            Some(seq) => Some(*seq),
+            // A chat unknown at connect was created since: the client has none of it.
+            None if self.seeded => Some(0),
+            None => None,
+        }
+    }
+
+    async fn live_message<S>(&mut self, sink: &mut S, message: Message) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let chat_id = message.chat_id;
+        match self.baseline(chat_id) {
+            Some(sent) if message.seq <= sent => {
+                metrics::counter!("ws_duplicate_events_dropped_total").increment(1);
+                return Ok(());
+            }
+            Some(sent) if message.seq > sent + 1 => {
+                if let Err(err) = self.fill(sink, chat_id, sent, message.seq - 1).await? {
+                    tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
+                }
+            }
+            _ => {}
+        }
+        let seq = message.seq;
+        self.send(sink, &ServerFrame::Message { message }).await?;
+        self.advance(chat_id, seq);
+        Ok(())
+    }
+
+    async fn ack<S>(&mut self, sink: &mut S, ack: ServerFrame) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let ServerFrame::Ack {
+            chat_id,
+            seq,
+            ref client_msg_id,
+            ..
+        } = ack
+        else {
+            return self.send(sink, &ack).await;
+        };
+        if let Some(sent) = self.baseline(chat_id)
+            && seq > sent + 1
+            && let Err(err) = self.fill(sink, chat_id, sent, seq - 1).await?
+        {
+            tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(chat_id, client_msg_id.clone()));
+        self.send(sink, &ack).await?;
+        self.advance(chat_id, seq);
+        Ok(())
+    }
+
+    fn advance(&mut self, chat_id: Uuid, seq: u64) {
+        let entry = self.sent.entry(chat_id).or_insert(0);
+        *entry = (*entry).max(seq);
+    }
+
+    /// Sends the messages of `chat_id` after `after` up to `upto`, in order, skipping the
+    /// ones this connection sent and has not been acked for yet. The outer error is a
+    /// socket failure; the inner one a message-service failure (what was sent so far
+    /// stays sent).
+    async fn fill<S>(
+        &mut self,
+        sink: &mut S,
+        chat_id: Uuid,
+        after: u64,
+        upto: u64,
+    ) -> Result<Result<(), ClientError>, axum::Error>
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let message_service = self.state.peers().message.clone();
+        let mut cursor = after;
+        while cursor < upto {
+            let limit =
+                u32::try_from(upto - cursor).map_or(CATCH_UP_PAGE, |n| n.min(CATCH_UP_PAGE));
+            let page = match chats::messages_after(&message_service, chat_id, cursor, limit).await {
+                Ok(page) => page,
+                Err(err) => return Ok(Err(err)),
+            };
+            let full_page = page.len() as u32 >= limit;
+            for message in page {
+                if message.seq <= cursor || message.seq > upto {
+                    continue;
+                }
+                cursor = message.seq;
+                let own_pending = message.sender_id == self.user_id
+                    && self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains(&(chat_id, message.client_msg_id.clone()));
+                if !own_pending {
+                    self.send(sink, &ServerFrame::Message { message }).await?;
+                }
+                self.advance(chat_id, cursor);
+            }
+            if !full_page {
+                break;
+            }
+        }
+        metrics::counter!("ws_gap_fills_total").increment(1);
+        Ok(Ok(()))
+    }
+
+    /// `resume`: the listed chats from the client's last seq, the other chats active at
+    /// connect from 0; then `resumed`.
+    async fn resume<S>(&mut self, sink: &mut S, points: Vec<ResumePoint>) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        let mut wanted: Vec<(Uuid, u64)> = Vec::new();
+        for point in points {
+            match wanted.iter_mut().find(|(chat, _)| *chat == point.chat_id) {
+                Some(entry) => entry.1 = point.last_seq,
+                None => wanted.push((point.chat_id, point.last_seq)),
+            }
+        }
+        for chat in &self.active_at_connect {
+            if !wanted.iter().any(|(c, _)| c == chat) {
+                wanted.push((*chat, 0));
+            }
+        }
+        let message_service = self.state.peers().message.clone();
+        let mut done = Vec::new();
+        for (chat_id, last_seq) in wanted {
+            let member = self
+                .state
+                .chats()
+                .participants(&message_service, chat_id)
+                .await
+                .map(|p| p.contains(&self.user_id));
+            match member {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.send(sink, &not_in_chat(chat_id)).await?;
+                    continue;
+                }
+                Err(err) if err.status() == Some(axum::http::StatusCode::NOT_FOUND) => {
+                    self.send(sink, &not_in_chat(chat_id)).await?;
+                    continue;
+                }
+                Err(err) => {
+                    self.send(sink, &client_error_frame(err, "resume", None))
+                        .await?;
+                    continue;
+                }
+            }
+            self.sent.insert(chat_id, last_seq);
+            if let Err(err) = self.fill(sink, chat_id, last_seq, u64::MAX).await? {
+                self.send(sink, &client_error_frame(err, "resume", None))
+                    .await?;
+            }
+            done.push(ResumePoint {
+                chat_id,
+                last_seq: self.sent.get(&chat_id).copied().unwrap_or(last_seq),
+            });
+        }
+        self.send(sink, &ServerFrame::Resumed { chats: done }).await
+    }
+}
+
+fn not_in_chat(chat_id: Uuid) -> ServerFrame {
+    ServerFrame::Error {
+        code: "chat_not_found".to_owned(),
+        message: format!("no chat {chat_id} of yours"),
+        in_reply_to: Some("resume".to_owned()),
+        client_msg_id: None,
+    }
+}

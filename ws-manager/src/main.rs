@@ -1,0 +1,20 @@
+//! The ws-manager binary.
+
+use anyhow::Context;
+use clap::Parser;
+use ws_manager::{AppState, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    common::telemetry::init_tracing(settings.common.log_format);
+    let state = AppState::from_settings(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "ws-manager listening");
+    axum::serve(listener, ws_manager::app(state))
+        .with_graceful_shutdown(common::shutdown::signal())
+        .await
+        .context("serving")
+}

@@ -1,0 +1,66 @@
+//! `/internal/connections` and `/internal/users/{id}/connections`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{delete, get, post};
+use common::api::wsmanager::{ConnectionCount, ConnectionRef, RegisterConnection};
+use common::auth::ServiceCaller;
+use common::extract::{Json, Path};
+use uuid::Uuid;
+
+use crate::error::ManagerError;
+use crate::state::AppState;
+
+/// The connection routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/internal/connections", post(register))
+        .route(
+            "/internal/connections/{user_id}/{connection_id}",
+            delete(deregister),
+        )
+        .route("/internal/users/{id}/connections", get(connections))
+}
+
+/// POST /internal/connections
+///
+/// Records a new connection; answers the user's live connection count (1 means the user
+/// just came online).
+#[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, body = common::error::ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(body): Json<RegisterConnection>,
+) -> Result<Json<ConnectionCount>, ManagerError> {
+    let connections = state
+        .store()
+        .register(body.user_id, body.connection)
+        .await?;
+    Ok(Json(ConnectionCount { connections }))
+}
+
+/// DELETE /internal/connections/{user_id}/{connection_id}
+///
+/// Removes exactly that connection (a newer one elsewhere stays); answers the user's live
+/// connection count (0 means the user just went offline).
+#[utoipa::path(delete, path = "/internal/connections/{user_id}/{connection_id}", tag = "internal", params(("user_id" = uuid::Uuid, Path), ("connection_id" = uuid::Uuid, Path)), responses((status = 200, description = "ConnectionCount: the user's live connections")))]
+pub async fn deregister(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path((user_id, connection_id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<ConnectionCount>, ManagerError> {
+    let connections = state.store().deregister(user_id, connection_id).await?;
+    Ok(Json(ConnectionCount { connections }))
+}
+
+/// GET /internal/users/{id}/connections
+///
+/// The user's connections on live handlers.
+#[utoipa::path(get, path = "/internal/users/{id}/connections", tag = "internal", params(("id" = uuid::Uuid, Path)), responses((status = 200, description = "ConnectionRef list on live handlers")))]
+pub async fn connections(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(user_id): Path<Uuid>,
+) -> Result<Json<Vec<ConnectionRef>>, ManagerError> {
+    Ok(Json(state.store().connections(user_id).await?))
+}
