@@ -1,0 +1,108 @@
+//! The errors matching-service answers with, each mapped to a status and a stable code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common::client::ClientError;
+use common::error::ApiError;
+
+use crate::store::StoreError;
+
+/// Everything a handler of matching-service can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// A request field is invalid (422, naming the field).
+    #[error("{field}: {message}")]
+    Validation {
+        /// The request field.
+        field: &'static str,
+        /// Machine-readable code, e.g. `invalid_age_range`.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// A peer service refused or failed (its 4xx passes through, outages are 503).
+    #[error(transparent)]
+    Peer(#[from] ClientError),
+    /// The queue backend is down (503; the cause is logged).
+    #[error("queue backend unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt data (500; the cause is logged).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl MatchError {
+    /// A 422 about `field`.
+    pub fn validation(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        MatchError::Validation {
+            field,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            MatchError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            MatchError::Peer(err) => match err.status() {
+                Some(s) if s.is_client_error() => s,
+                Some(s) if s == StatusCode::SERVICE_UNAVAILABLE => s,
+                Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                None => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            MatchError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            MatchError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &str {
+        match self {
+            MatchError::Validation { code, .. } => code,
+            MatchError::Peer(err) => match err {
+                ClientError::Api { status, body, .. } if status.is_client_error() => {
+                    &body.error.code
+                }
+                ClientError::Decode { .. } => "internal",
+                _ => "backend_unavailable",
+            },
+            MatchError::Unavailable(_) => "backend_unavailable",
+            MatchError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for MatchError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => MatchError::Unavailable(cause),
+            StoreError::Backend(cause) => MatchError::Internal(cause),
+        }
+    }
+}
+
+impl From<MatchError> for ApiError {
+    fn from(err: MatchError) -> Self {
+        match err {
+            MatchError::Validation {
+                field,
+                code,
+                message,
+            } => ApiError::validation(field, code, message),
+            MatchError::Peer(err) => err.into_api_error(),
+            MatchError::Unavailable(cause) => {
+                tracing::warn!(%cause, "queue backend unavailable");
+                ApiError::unavailable("the queue is unavailable; try again shortly")
+                    .with_retry_after(1)
+            }
+            MatchError::Internal(cause) => ApiError::internal(&cause),
+        }
+    }
+}
+
+impl IntoResponse for MatchError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,1 @@
+//! The one behaviour suite every queue backend must pass.
