@@ -89,7 +89,16 @@ pub fn load_signer(settings: &Settings) -> anyhow::Result<TokenSigner> {
         return TokenSigner::from_pem(pem.expose_secret(), issuer, audience)
             .context("AUTH_SIGNING_KEY_PEM");
     }
-    let path = &settings.signing_key_file;
+    load_or_create_signer(&settings.signing_key_file, issuer, audience)
+}
+
+/// The signing key in the PEM file at `path`, generated (mode 0600) when the file does not
+/// exist, so that tokens stay valid across restarts.
+pub fn load_or_create_signer(
+    path: &std::path::Path,
+    issuer: &str,
+    audience: &str,
+) -> anyhow::Result<TokenSigner> {
     if !path.exists() {
         write_new_key(path)
             .with_context(|| format!("writing a new signing key to {}", path.display()))?;

@@ -1,3 +1,62 @@
-//! The whole Random Chats platform in one process.
+//! The whole Random Chats platform in one process on the embedded backends.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use random_chats::{Platform, PlatformConfig};
+
+/// Every Random Chats service in one process: SQLite files under the data directory,
+/// in-memory queue and registry, the gateway as the one listener.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Settings {
+    /// Address of the gateway, the platform's one listener.
+    #[arg(long, env = "RC_LISTEN", default_value = "127.0.0.1:8080", value_parser = common::config::parse_listen)]
+    listen: SocketAddr,
+
+    /// Directory of the SQLite databases and the token signing key.
+    #[arg(long, env = "RC_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+
+    /// Keep everything in memory instead (lost on exit).
+    #[arg(long, env = "RC_IN_MEMORY", default_value_t = false)]
+    in_memory: bool,
+
+    /// Log format: `pretty` or `json`.
+    #[arg(long, env = "RC_LOG_FORMAT", value_enum, default_value_t = common::telemetry::LogFormat::Pretty)]
+    log_format: common::telemetry::LogFormat,
+
+    /// Gateway request limits and CORS.
+    #[command(flatten)]
+    limits: gateway::Limits,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    common::telemetry::init_tracing(settings.log_format);
+    let mut config = PlatformConfig::new(
+        settings.listen,
+        (!settings.in_memory).then(|| settings.data_dir.clone()),
+    );
+    config.limits = settings.limits;
+    let mut platform = Platform::start(config).await?;
+    let storage = if settings.in_memory {
+        "in memory".to_owned()
+    } else {
+        format!("data in {}", settings.data_dir.display())
+    };
+    println!(
+        "Random Chats is running at {} ({storage}). Press Ctrl-C to stop.",
+        platform.gateway_url()
+    );
+    tokio::select! {
+        result = platform.wait() => result?,
+        () = common::shutdown::signal() => {
+            println!("stopping");
+            platform.shutdown().await;
+        }
+    }
+    Ok(())
+}

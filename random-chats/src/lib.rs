@@ -1,0 +1,247 @@
+//! The whole Random Chats platform in one process: every service wired to the others
+//! in-process, on the embedded backends.
+//!
+//! Services hand requests to each other's routers directly
+//! ([`common::client::ServiceClient::in_process`]), share one access-token verifier and one
+//! in-process relay bus, and keep their data in SQLite files under a data directory (or in
+//! memory). Only the gateway listens on a socket, exactly as in the distributed form: clients
+//! cannot tell the two apart.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let platform = random_chats::Platform::start(random_chats::PlatformConfig::in_memory()).await?;
+//! println!("gateway at {}", platform.gateway_url());
+//! platform.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use common::auth::ServiceCredential;
+use common::client::ServiceClient;
+use common::relay::RelayBus;
+use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How the one-process platform is set up.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// Where the gateway listens (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory of the SQLite files and the token signing key; `None` keeps everything in
+    /// memory (lost on exit; a fresh signing key every start).
+    pub data_dir: Option<PathBuf>,
+    /// Gateway request limits and CORS.
+    pub limits: gateway::Limits,
+    /// auth-service behaviour.
+    pub auth: auth_service::config::AuthConfig,
+    /// message-service behaviour.
+    pub message: message_service::MessageConfig,
+    /// matching-service behaviour.
+    pub matching: matching_service::MatchingConfig,
+    /// ws-manager behaviour.
+    pub ws_manager: ws_manager::ManagerConfig,
+    /// ws-handler behaviour.
+    pub ws_handler: ws_handler::HandlerConfig,
+}
+
+impl PlatformConfig {
+    /// Data under `data_dir`, the gateway on `listen`, default behaviour.
+    pub fn new(listen: SocketAddr, data_dir: Option<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir,
+            limits: gateway::Limits::default(),
+            auth: auth_service::config::AuthConfig::default(),
+            message: message_service::MessageConfig::default(),
+            matching: matching_service::MatchingConfig::default(),
+            ws_manager: ws_manager::ManagerConfig::default(),
+            ws_handler: ws_handler::HandlerConfig::default(),
+        }
+    }
+
+    /// Everything in memory, the gateway on a free loopback port: for tests and demos.
+    pub fn in_memory() -> Self {
+        Self::new(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    }
+
+    fn sqlite_url(&self, file: &str) -> String {
+        match &self.data_dir {
+            Some(dir) => format!("sqlite://{}?mode=rwc", dir.join(file).display()),
+            None => "sqlite::memory:".to_owned(),
+        }
+    }
+}
+
+/// A running platform. Dropping it does not stop it; call [`Platform::shutdown`].
+#[derive(Debug)]
+pub struct Platform {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    ws_handler: ws_handler::AppState,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Platform {
+    /// Opens the stores, wires the services and starts serving the gateway.
+    pub async fn start(config: PlatformConfig) -> anyhow::Result<Self> {
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        }
+        let credential = ServiceCredential::random();
+        let signer = match &config.data_dir {
+            Some(dir) => auth_service::state::load_or_create_signer(
+                &dir.join("signing-key.pem"),
+                DEFAULT_ISSUER,
+                DEFAULT_AUDIENCE,
+            )?,
+            None => TokenSigner::generate(DEFAULT_ISSUER, DEFAULT_AUDIENCE),
+        };
+        let verifier = TokenVerifier::from_jwks(DEFAULT_ISSUER, DEFAULT_AUDIENCE, &signer.jwks())
+            .map_err(|e| anyhow::anyhow!("loading our own public key: {e}"))?;
+        let internal = |name: &'static str, router: &axum::Router| {
+            ServiceClient::in_process(name, router.clone(), Some(credential.clone()))
+        };
+        let mut background = Vec::new();
+
+        let auth_state = auth_service::AppState::new(
+            auth_service::state::Stores::sqlite(&config.sqlite_url("auth.db")).await?,
+            signer,
+            verifier.clone(),
+            credential.clone(),
+            config.auth.clone(),
+        );
+        background.push(auth_service::state::spawn_purge(auth_state.clone()));
+        let auth = auth_service::app(auth_state);
+
+        let relay = RelayBus::in_process();
+        let ws_manager = ws_manager::app(ws_manager::AppState::new(
+            Arc::new(ws_manager::MemoryStore::new()),
+            relay.clone(),
+            credential.clone(),
+            config.ws_manager.clone(),
+        ));
+
+        let message_store = message_service::store::sqlite::SqliteMessageStore::open(
+            &config.sqlite_url("messages.db"),
+        )
+        .await
+        .context("opening the message store")?;
+        let message = message_service::app(message_service::AppState::new(
+            Arc::new(message_store),
+            verifier.clone(),
+            credential.clone(),
+            Some(internal("ws-manager", &ws_manager)),
+            config.message.clone(),
+        ));
+
+        let matching_state = matching_service::AppState::new(
+            Arc::new(matching_service::store::memory::MemoryQueueStore::new()),
+            matching_service::Peers {
+                auth: internal("auth-service", &auth),
+                message: internal("message-service", &message),
+                ws_manager: internal("ws-manager", &ws_manager),
+            },
+            verifier.clone(),
+            credential.clone(),
+            config.matching.clone(),
+        );
+        background.push(matching_service::spawn_matcher(matching_state.clone()));
+        let matching = matching_service::app(matching_state);
+
+        let ws_state = ws_handler::AppState::new(
+            uuid::Uuid::new_v4(),
+            "in-process",
+            ws_handler::Peers {
+                ws_manager: internal("ws-manager", &ws_manager),
+                message: internal("message-service", &message),
+                matching: Some(internal("matching-service", &matching)),
+            },
+            relay,
+            verifier.clone(),
+            config.ws_handler.clone(),
+        );
+        let ws = ws_handler::spawn_background(ws_state.clone());
+        background.extend([ws.heartbeat, ws.relay]);
+
+        let upstreams = gateway::Upstreams {
+            auth: ServiceClient::in_process("auth-service", auth, None),
+            message: ServiceClient::in_process("message-service", message, None),
+            matching: ServiceClient::in_process("matching-service", matching, None),
+            ws: gateway::WsUpstream::InProcess(ws_handler::app(ws_state.clone())),
+        };
+        let app = gateway::app(gateway::AppState::new(
+            upstreams,
+            verifier,
+            config.limits.clone(),
+        ));
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            let draining = ws_state.clone();
+            async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    stop.cancelled().await;
+                    // Close WebSocket sessions so the server's graceful end does not wait
+                    // for clients that never hang up.
+                    draining.shutdown().await;
+                })
+                .await
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            server,
+            ws_handler: ws_state,
+            background,
+        })
+    }
+
+    /// The address the gateway listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Completes when the server stops on its own (it only does on an I/O error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        match (&mut self.server).await {
+            Ok(result) => result.context("serving"),
+            Err(err) => Err(anyhow::anyhow!("the server task failed: {err}")),
+        }
+    }
+
+    /// Stops accepting, closes WebSocket sessions, waits for requests in flight, and
+    /// stops the background tasks.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.ws_handler.shutdown().await;
+        if let Err(err) = self.server.await {
+            tracing::warn!(error = %err, "the server task failed");
+        }
+        for task in self.background {
+            task.abort();
+        }
+    }
+}

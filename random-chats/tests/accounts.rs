@@ -1,0 +1,558 @@
+//! Accounts end to end through the gateway of the one-process platform, over real HTTP:
+//! sign up, log in, refresh, log out, profile, password change, sessions, refused tokens,
+//! validation and conflicts.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use client_sdk::Client;
+use client_sdk::api::auth::{Preferences, SignupRequest, UpdateProfileRequest};
+use common::domain::Gender;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use random_chats::{Platform, PlatformConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A platform with its data in a fresh temporary directory (removed on drop), so that the
+/// tests can read the signing key to forge tokens, and restart on the same data.
+struct TestPlatform {
+    platform: Option<Platform>,
+    dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl TestPlatform {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(common::testing::unique_name("rc_platform"));
+        let platform = Platform::start(config(&dir))
+            .await
+            .expect("platform starts");
+        Self {
+            platform: Some(platform),
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.platform().gateway_url())
+    }
+
+    fn platform(&self) -> &Platform {
+        self.platform.as_ref().expect("running")
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.platform().gateway_url()).unwrap()
+    }
+
+    /// Stops the platform and starts it again on the same data directory.
+    async fn restart(&mut self) {
+        self.platform.take().expect("running").shutdown().await;
+        self.platform = Some(Platform::start(config(&self.dir)).await.expect("restarts"));
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, body)
+    }
+
+    /// Signs `claims` with the platform's own key, read from its data directory.
+    async fn sign(&self, claims: &Value) -> String {
+        let pem = std::fs::read_to_string(self.dir.join("signing-key.pem")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let key = EncodingKey::from_ed_der(&STANDARD.decode(body).unwrap());
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid().await);
+        header.typ = Some("at+jwt".to_owned());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    async fn jwks(&self) -> Value {
+        let (status, _, body) = self
+            .request(reqwest::Method::GET, "/.well-known/jwks.json", None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    }
+
+    async fn kid(&self) -> String {
+        self.jwks().await["keys"][0]["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for TestPlatform {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config(dir: &std::path::Path) -> PlatformConfig {
+    let mut config = PlatformConfig::new(([127, 0, 0, 1], 0).into(), Some(dir.to_owned()));
+    // Tests hammer one IP; the per-IP limit is not under test here.
+    config.limits.rate_per_second = 10_000;
+    config.limits.rate_burst = 10_000;
+    config
+}
+
+fn username(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+fn signup_request(username: &str) -> SignupRequest {
+    SignupRequest {
+        username: username.to_owned(),
+        password: PASSWORD.to_owned(),
+        display_name: format!("{username} display"),
+        gender: Gender::Female,
+        birth_date: time::macros::date!(1995 - 04 - 23),
+        interests: vec![
+            "  Chess ".to_owned(),
+            "music".to_owned(),
+            "chess".to_owned(),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn sign_up_log_in_refresh_edit_and_log_out() {
+    let platform = TestPlatform::start().await;
+    let name = username("ann");
+    let client = platform.client();
+
+    let signup = client.signup(&signup_request(&name)).await.unwrap();
+    assert_eq!(signup.user.username, name);
+    assert_eq!(signup.user.interests, vec!["chess", "music"], "normalised");
+    assert_eq!(client.me().await.unwrap().id, signup.user.id);
+
+    let edited = client
+        .update_profile(&UpdateProfileRequest {
+            display_name: Some("Ann B.".to_owned()),
+            interests: Some(vec!["Hiking".to_owned()]),
+            ..UpdateProfileRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(edited.display_name, "Ann B.");
+    assert_eq!(edited.interests, vec!["hiking"]);
+    let wanted = Preferences {
+        genders: vec![Gender::Male, Gender::Other],
+        min_age: 20,
+        max_age: 35,
+        interests: vec!["hiking".to_owned()],
+    };
+    assert_eq!(client.set_preferences(&wanted).await.unwrap(), wanted);
+    assert_eq!(client.me().await.unwrap().preferences, wanted);
+
+    // A second device logs in; both sessions are listed.
+    let phone = platform.client();
+    phone.login(&name.to_uppercase(), PASSWORD).await.unwrap();
+    assert_eq!(client.sessions().await.unwrap().len(), 2);
+
+    let before = client.tokens().await.unwrap();
+    let after = client.refresh().await.unwrap();
+    assert_ne!(after.refresh_token, before.refresh_token);
+    assert_eq!(after.session_id, before.session_id);
+    assert_eq!(client.me().await.unwrap().display_name, "Ann B.");
+
+    // Ending the phone's session from the first device ends it there.
+    let phone_session = phone.tokens().await.unwrap().session_id;
+    client.end_session(phone_session).await.unwrap();
+    let err = phone.refresh().await.unwrap_err();
+    assert!(matches!(err, client_sdk::Error::SessionEnded), "{err}");
+
+    client.logout().await.unwrap();
+    let (status, _, body) = platform
+        .request(
+            reqwest::Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": after.refresh_token})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session() {
+    let platform = TestPlatform::start().await;
+    let name = username("ben");
+    let laptop = platform.client();
+    laptop.signup(&signup_request(&name)).await.unwrap();
+    let phone = platform.client();
+    phone.login(&name, PASSWORD).await.unwrap();
+
+    laptop
+        .change_password(PASSWORD, "a much better secret")
+        .await
+        .unwrap();
+
+    let err = phone.refresh().await.unwrap_err();
+    assert!(matches!(err, client_sdk::Error::SessionEnded), "{err}");
+    let sessions = laptop.sessions().await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].current);
+    laptop
+        .refresh()
+        .await
+        .expect("the changing session lives on");
+    let old = platform.client().login(&name, PASSWORD).await.unwrap_err();
+    assert_eq!(old.status(), Some(StatusCode::UNAUTHORIZED));
+    platform
+        .client()
+        .login(&name, "a much better secret")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_the_family() {
+    let platform = TestPlatform::start().await;
+    let client = platform.client();
+    let first = client
+        .signup(&signup_request(&username("cat")))
+        .await
+        .unwrap()
+        .tokens;
+    let second = client.refresh().await.unwrap();
+
+    let refresh = |token: String| {
+        platform.request(
+            reqwest::Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": token})),
+        )
+    };
+    let (status, _, body) = refresh(first.refresh_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "refresh_token_reused");
+    let (status, _, _) = refresh(second.refresh_token).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the latest token of the family is dead too"
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_refreshes_with_one_token_give_exactly_one_success() {
+    let platform = TestPlatform::start().await;
+    for _ in 0..3 {
+        let tokens = platform
+            .client()
+            .signup(&signup_request(&username("dan")))
+            .await
+            .unwrap()
+            .tokens;
+        let body = json!({"refresh_token": tokens.refresh_token});
+
+        let (a, b) = tokio::join!(
+            platform.request(
+                reqwest::Method::POST,
+                "/v1/auth/refresh",
+                None,
+                Some(body.clone())
+            ),
+            platform.request(
+                reqwest::Method::POST,
+                "/v1/auth/refresh",
+                None,
+                Some(body.clone())
+            ),
+        );
+
+        let statuses = [a.0, b.0];
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(statuses.contains(&StatusCode::UNAUTHORIZED), "{statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn refused_access_tokens_get_401_at_the_gateway() {
+    let platform = TestPlatform::start().await;
+    let tokens = platform
+        .client()
+        .signup(&signup_request(&username("eve")))
+        .await
+        .unwrap()
+        .tokens;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let good = json!({
+        "iss": common::token::DEFAULT_ISSUER,
+        "aud": common::token::DEFAULT_AUDIENCE,
+        "sub": tokens.user_id,
+        "exp": now + 600,
+        "iat": now,
+        "jti": uuid::Uuid::new_v4(),
+        "typ": "access",
+        "sid": tokens.session_id,
+    });
+    // The hand-signed good token passes, so each variant below fails for its one defect.
+    let (status, _, _) = platform
+        .request(
+            reqwest::Method::GET,
+            "/v1/me",
+            Some(&platform.sign(&good).await),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let kid = platform.kid().await;
+    let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+    let alg_none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string())
+    );
+    let public_x = platform.jwks().await["keys"][0]["x"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some(kid);
+    hs_header.typ = Some("at+jwt".to_owned());
+    let hs256_x = jsonwebtoken::encode(
+        &hs_header,
+        &good,
+        &EncodingKey::from_secret(public_x.as_bytes()),
+    )
+    .unwrap();
+    let hs256_raw = jsonwebtoken::encode(
+        &hs_header,
+        &good,
+        &EncodingKey::from_secret(&URL_SAFE_NO_PAD.decode(&public_x).unwrap()),
+    )
+    .unwrap();
+    let with = |field: &str, value: Value| {
+        let mut claims = good.clone();
+        claims[field] = value;
+        claims
+    };
+    let mut expired = with("exp", json!(now - 60));
+    expired["iat"] = json!(now - 3600);
+
+    let cases = vec![
+        ("alg none", alg_none),
+        ("HS256 keyed with the public key", hs256_x),
+        ("HS256 keyed with the raw public key", hs256_raw),
+        (
+            "wrong aud",
+            platform.sign(&with("aud", json!("someone-else"))).await,
+        ),
+        (
+            "wrong iss",
+            platform
+                .sign(&with("iss", json!("https://evil.example")))
+                .await,
+        ),
+        ("expired", platform.sign(&expired).await),
+        ("a refresh token", tokens.refresh_token.clone()),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (what, token) in cases {
+        for path in ["/v1/me", "/v1/chats", "/v1/queue"] {
+            let (status, headers, body) = platform
+                .request(reqwest::Method::GET, path, Some(&token), None)
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} on {path}: {body}");
+            assert!(headers.contains_key("www-authenticate"), "{what} on {path}");
+            assert!(
+                body["error"]["code"].is_string(),
+                "{what}: uniform error body {body}"
+            );
+        }
+    }
+    let (status, headers, _) = platform
+        .request(reqwest::Method::GET, "/v1/me", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.contains_key("www-authenticate"));
+}
+
+#[tokio::test]
+async fn bad_sign_ups_are_422_naming_the_field_and_a_taken_name_is_409() {
+    let platform = TestPlatform::start().await;
+    let name = username("fay");
+    let client = platform.client();
+    client.signup(&signup_request(&name)).await.unwrap();
+
+    let taken = client
+        .signup(&signup_request(&name.to_uppercase()))
+        .await
+        .unwrap_err();
+    assert_eq!(taken.status(), Some(StatusCode::CONFLICT), "{taken}");
+
+    let base = signup_request(&username("gus"));
+    let cases: Vec<(&str, SignupRequest)> = vec![
+        (
+            "username",
+            SignupRequest {
+                username: "x!".to_owned(),
+                ..base.clone()
+            },
+        ),
+        (
+            "password",
+            SignupRequest {
+                password: "short".to_owned(),
+                ..base.clone()
+            },
+        ),
+        (
+            "password",
+            SignupRequest {
+                password: base.username.clone(),
+                ..base.clone()
+            },
+        ),
+        (
+            "birth_date",
+            SignupRequest {
+                birth_date: time::OffsetDateTime::now_utc().date(),
+                ..base.clone()
+            },
+        ),
+        (
+            "interests",
+            SignupRequest {
+                interests: (0..21).map(|i| format!("tag{i}")).collect(),
+                ..base.clone()
+            },
+        ),
+        (
+            "interests",
+            SignupRequest {
+                interests: vec!["x".repeat(33)],
+                ..base.clone()
+            },
+        ),
+    ];
+    for (field, request) in cases {
+        let err = client.signup(&request).await.unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(StatusCode::UNPROCESSABLE_ENTITY),
+            "{field}: {err}"
+        );
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
+    // Nothing was created by the refused attempts.
+    let err = platform
+        .client()
+        .login(&base.username, PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+
+    let (status, _, body) = platform
+        .request(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": name, "password": "x".repeat(100 * 1024)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test]
+async fn the_gateway_serves_health_and_openapi_and_hides_internal_routes() {
+    let platform = TestPlatform::start().await;
+    let (status, _, _) = platform
+        .request(reqwest::Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, doc) = platform
+        .request(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/v1/auth/signup", "/v1/me", "/v1/chats", "/v1/queue"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let user = platform
+        .client()
+        .signup(&signup_request(&username("hal")))
+        .await
+        .unwrap();
+    for path in [
+        format!("/internal/users/{}", user.user.id),
+        "/internal/handlers".to_owned(),
+    ] {
+        let (status, _, _) = platform
+            .request(
+                reqwest::Method::GET,
+                &path,
+                Some(&user.tokens.access_token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn accounts_and_tokens_survive_a_restart_on_the_same_data() {
+    let mut platform = TestPlatform::start().await;
+    let name = username("ivy");
+    let client = platform.client();
+    let tokens = client.signup(&signup_request(&name)).await.unwrap().tokens;
+
+    platform.restart().await;
+
+    let (status, _, body) = platform
+        .request(
+            reqwest::Method::GET,
+            "/v1/me",
+            Some(&tokens.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the signing key persisted: {body}");
+    assert_eq!(body["username"], name);
+    let (status, _, _) = platform
+        .request(
+            reqwest::Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": tokens.refresh_token})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the session persisted");
+    platform.client().login(&name, PASSWORD).await.unwrap();
+}
