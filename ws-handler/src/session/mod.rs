@@ -34,6 +34,8 @@ pub enum Outbound {
     Frame(ServerFrame),
     /// Catch up after a `resume`.
     Resume(Vec<ResumePoint>),
+    /// The client's first frame was not a `resume`: live messages flow at once.
+    NoResume,
 }
 
 /// Closes a connection with a code and reason (the first one given wins).
@@ -94,7 +96,7 @@ where
     if state.shutdown_token().is_cancelled() {
         closer.close(close::GOING_AWAY, "the server is shutting down; reconnect");
     }
-    let (mut sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
     let peers = state.peers().clone();
     let connection = ConnectionRef {
         handler_id: state.handler_id(),
@@ -156,7 +158,7 @@ where
         closer.clone(),
         pending,
     )
-    .run(stream, token_expires_at)
+    .run(&mut stream, token_expires_at)
     .await;
     closer.close(close::NORMAL, "");
     state.remove_connection(connection_id);
@@ -166,5 +168,16 @@ where
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, %connection_id, "cannot deregister a connection"),
     }
+    // The close frame is out; keep the socket until the client answers it (or briefly):
+    // closing it while the client still writes (a pong, say) would reset the connection
+    // and the client could lose the close frame and its code.
+    let _ = tokio::time::timeout(state.config().close_timeout, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     tracing::debug!(%user_id, %connection_id, "connection ended");
 }

@@ -32,6 +32,8 @@ pub struct Reader {
     sends: TokenBucket,
     frames: TokenBucket,
     refused_in_a_row: u32,
+    /// Whether the client's first frame is still to come (see [`Outbound::NoResume`]).
+    first_frame: bool,
 }
 
 impl Reader {
@@ -57,6 +59,7 @@ impl Reader {
             sends,
             frames,
             refused_in_a_row: 0,
+            first_frame: true,
         }
     }
 
@@ -147,6 +150,12 @@ impl Reader {
 
     async fn on_text(&mut self, text: &str) -> bool {
         let parsed = serde_json::from_str::<ClientFrame>(text);
+        if std::mem::take(&mut self.first_frame)
+            && !matches!(parsed, Ok(ClientFrame::Resume { .. }))
+            && self.outbound.send(Outbound::NoResume).await.is_err()
+        {
+            return false;
+        }
         if !self.frames.try_take() {
             let (kind, id) = parsed.as_ref().map_or((None, None), frame_kind);
             return self.refuse_rate(kind, id).await;
@@ -178,6 +187,9 @@ impl Reader {
             ClientFrame::Typing { chat_id, typing } => self.on_typing(chat_id, typing).await,
             ClientFrame::Resume { chats } => {
                 if chats.len() > MAX_RESUME_CHATS {
+                    if self.outbound.send(Outbound::NoResume).await.is_err() {
+                        return false;
+                    }
                     return self
                         .reply(ServerFrame::Error {
                             code: "invalid_frame".to_owned(),

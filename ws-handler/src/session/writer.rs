@@ -7,6 +7,11 @@
 //! same way. `resume` sets `sent` to the client's last seq and catches up. Because the
 //! connection is registered (and its queue exists) before the writer fetches anything,
 //! no message can fall between catch-up and the live stream.
+//!
+//! Live messages that arrive before the client's first frame are held (at most
+//! [`RESUME_WINDOW`], at most a queue's worth): if that frame is a `resume`, catch-up
+//! goes first and the held messages follow (repeats dropped), so a resuming client sees
+//! every missed message in order before anything live.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -26,6 +31,8 @@ use crate::state::AppState;
 
 /// Most chats in one `resume`.
 pub const MAX_RESUME_CHATS: usize = 1000;
+/// How long live messages wait for the client's first frame (a possible `resume`).
+pub const RESUME_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The per-connection outbound state.
 #[derive(Debug)]
@@ -40,6 +47,8 @@ pub struct Writer {
     /// Whether `sent` was seeded at connect; if not, unknown chats pass through.
     seeded: bool,
     pending: PendingSends,
+    /// Live messages held until the client's first frame, while it may still resume.
+    held: Option<Vec<Message>>,
 }
 
 type SendResult = Result<(), axum::Error>;
@@ -68,6 +77,7 @@ impl Writer {
             sent,
             seeded: active.is_some(),
             pending,
+            held: Some(Vec::new()),
         }
     }
 
@@ -92,8 +102,11 @@ impl Writer {
                 .await?;
                 let mut ping = tokio::time::interval(idle / 3);
                 ping.tick().await;
+                let window = tokio::time::sleep(RESUME_WINDOW);
+                tokio::pin!(window);
                 loop {
                     tokio::select! {
+                        () = &mut window, if self.held.is_some() => self.release(&mut sink).await?,
                         _ = ping.tick() => sink.send(WsMessage::Ping(Default::default())).await?,
                         item = queue.recv() => match item {
                             Some(item) => self.handle(&mut sink, item).await?,
@@ -138,9 +151,17 @@ impl Writer {
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         match item {
-            Outbound::Frame(ServerFrame::Message { message }) => {
-                self.live_message(sink, message).await
-            }
+            Outbound::Frame(ServerFrame::Message { message }) => match &mut self.held {
+                Some(held) if held.len() < self.state.config().outbound_queue => {
+                    held.push(message);
+                    Ok(())
+                }
+                Some(_) => {
+                    self.release(sink).await?;
+                    self.live_message(sink, message).await
+                }
+                None => self.live_message(sink, message).await,
+            },
             Outbound::Frame(ack @ ServerFrame::Ack { .. }) => self.ack(sink, ack).await,
             Outbound::Frame(frame) => {
                 if let ServerFrame::Matched { info } = &frame {
@@ -149,8 +170,23 @@ impl Writer {
                 }
                 self.send(sink, &frame).await
             }
-            Outbound::Resume(points) => self.resume(sink, points).await,
+            Outbound::Resume(points) => {
+                self.resume(sink, points).await?;
+                self.release(sink).await
+            }
+            Outbound::NoResume => self.release(sink).await,
         }
+    }
+
+    /// Ends the resume window: sends the held live messages (repeats are dropped).
+    async fn release<S>(&mut self, sink: &mut S) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        for message in self.held.take().unwrap_or_default() {
+            self.live_message(sink, message).await?;
+        }
+        Ok(())
     }
 
     fn baseline(&self, chat_id: Uuid) -> Option<u64> {
