@@ -370,7 +370,8 @@ async fn commit(
                 // The claim timeout puts the pair back.
                 tracing::warn!(error = %release_err, "cannot release a claimed pair");
             }
-            state.wake_matcher();
+            // No wake-up: the pair is due again at once and the next tick retries it;
+            // waking here would spin the matcher against a peer that is down.
             return Err(err.into());
         }
     };

@@ -1552,8 +1552,15 @@ pub async fn failed_chat_creation_puts_both_tickets_back(stores: &Handles) {
     );
     let attempts = peers.chat_attempts();
     clock.advance(secs(1));
+    // Take the wake-up left by the join, then sweep against the failing peer.
+    futures::FutureExt::now_or_never(state.woken()).expect("the join left a wake-up");
     matcher::sweep(&state).await;
     assert!(peers.chat_attempts() > attempts, "the matcher tried again");
+    assert!(
+        futures::FutureExt::now_or_never(state.woken()).is_none(),
+        "a failing peer must not wake the matcher at once (it would spin): the next \
+         tick retries"
+    );
     assert_eq!(
         state_of(store, a.id).await,
         Some((t0(), TicketState::Waiting))

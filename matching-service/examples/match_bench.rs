@@ -1,0 +1,296 @@
+//! Benchmark of the queue: 100,000 waiting tickets with a realistic mix, on Redis and in
+//! memory. Reports joins per second, then newcomers who join and search at once (as
+//! `POST /v1/queue` does: time from join to confirmed match), then matchers draining the
+//! queue (pairs per second, time of one search-and-pair).
+//!
+//! ```text
+//! cargo run --release -p matching-service --example match_bench [-- TICKETS [NEWCOMERS]]
+//! ```
+//!
+//! Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), under a unique key prefix
+//! deleted at the end; skipped with a message when Redis cannot be reached.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::api::auth::PublicProfile;
+use common::api::matching::{InterestMode, MatchInfo};
+use common::domain::{Gender, MAX_AGE, MIN_AGE};
+use matching_service::rules::{Criteria, Ticket, from_millis, millis, relaxed, shared_interests};
+use matching_service::store::conformance::Rng;
+use matching_service::store::memory::MemoryQueueStore;
+use matching_service::store::redis::RedisQueueStore;
+use matching_service::store::{Claim, Confirmation, QueueStore, SearchLimits};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Searches (and joins) in flight at once, like a sweep's concurrency across instances.
+const CONCURRENCY: usize = 64;
+/// Interests to pick from.
+const INTERESTS: u64 = 200;
+
+fn ticket(rng: &mut Rng, joined_at: OffsetDateTime) -> Ticket {
+    let gender = match rng.below(100) {
+        0..=46 => Gender::Male,
+        47..=93 => Gender::Female,
+        _ => Gender::Other,
+    };
+    // Ages 18 to 60, most between 18 and 35.
+    let age = if rng.chance(70) {
+        18 + rng.below(18)
+    } else {
+        18 + rng.below(43)
+    } as u8;
+    let genders = match rng.below(100) {
+        0..=64 => match gender {
+            Gender::Male => vec![Gender::Female],
+            Gender::Female => vec![Gender::Male],
+            Gender::Other => vec![],
+        },
+        65..=89 => vec![],
+        _ => vec![gender],
+    };
+    let min_age = age.saturating_sub(3 + rng.below(8) as u8).max(MIN_AGE);
+    let max_age = (age + 3 + rng.below(10) as u8).min(MAX_AGE);
+    let n = 1 + rng.below(5) as usize;
+    let mut interests: Vec<String> = Vec::with_capacity(n);
+    while interests.len() < n {
+        // Skewed popularity: low numbers are the popular interests.
+        let i = rng.below(INTERESTS) * rng.below(INTERESTS) / INTERESTS;
+        let tag = format!("interest{i}");
+        if !interests.contains(&tag) {
+            interests.push(tag);
+        }
+    }
+    let (interest_mode, fallback_after_secs) = match rng.below(100) {
+        0..=59 => (InterestMode::Preferred, None),
+        60..=84 => (InterestMode::Required, Some(30)),
+        _ => (InterestMode::Ignored, None),
+    };
+    Ticket {
+        profile: PublicProfile {
+            id: Uuid::new_v4(),
+            display_name: format!("user{}", rng.below(1_000_000)),
+            gender,
+            age,
+            interests: interests.clone(),
+        },
+        criteria: Criteria {
+            genders,
+            min_age,
+            max_age,
+            interests,
+            interest_mode,
+            age_widen_years: rng.below(6) as u8,
+            widen_every_secs: 10,
+            fallback_after_secs,
+        },
+        blocked: vec![],
+        joined_at,
+    }
+}
+
+fn info(c: &Claim, seeker: bool, now: OffsetDateTime) -> MatchInfo {
+    let (me, other) = if seeker {
+        (&c.seeker, &c.partner)
+    } else {
+        (&c.partner, &c.seeker)
+    };
+    MatchInfo {
+        match_id: c.match_id,
+        chat_id: c.match_id,
+        partner: other.profile.clone(),
+        shared_interests: shared_interests(me, other),
+        relaxed: relaxed(me, other, now),
+        matched_at: now,
+    }
+}
+
+/// Searches for `user` and, when a partner is claimed, confirms the pair (the store's
+/// part of making a match). Whether a pair was made.
+async fn search(store: &dyn QueueStore, user: Uuid) -> anyhow::Result<bool> {
+    let now = matching_service::store::now();
+    let Some(c) = store
+        .claim(user, Uuid::now_v7(), now, Duration::from_secs(30))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let answer = store
+        .confirm(
+            &c,
+            &info(&c, true, now),
+            &info(&c, false, now),
+            Duration::from_secs(600),
+            now,
+        )
+        .await?;
+    anyhow::ensure!(answer == Confirmation::Confirmed, "withdrawn: {answer:?}");
+    Ok(true)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `work(i)` for `i` in `0..n` with `CONCURRENCY` tasks; the latency of each call
+/// that returned `true`.
+async fn run_concurrently<F, Fut>(n: usize, work: F) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<bool>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let work = Arc::new(work);
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let next = Arc::clone(&next);
+        let work = Arc::clone(&work);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(lat);
+                }
+                let start = Instant::now();
+                if work(i).await? {
+                    lat.push(start.elapsed());
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    Ok(all)
+}
+
+async fn bench(
+    name: &str,
+    store: Arc<dyn QueueStore>,
+    tickets: usize,
+    newcomers: usize,
+) -> anyhow::Result<()> {
+    println!("== {name}: {tickets} waiting tickets, {newcomers} newcomers");
+    let mut rng = Rng::new(42);
+    let now = matching_service::store::now();
+    // The waiting queue built up over the last ten minutes, oldest first.
+    let queue: Arc<Vec<Ticket>> = Arc::new(
+        (0..tickets)
+            .map(|i| {
+                let back = 600_000 * (tickets - i) as i64 / tickets as i64;
+                ticket(&mut rng, from_millis(millis(now) - back))
+            })
+            .collect(),
+    );
+    let fresh: Arc<Vec<Ticket>> = Arc::new((0..newcomers).map(|_| ticket(&mut rng, now)).collect());
+
+    let start = Instant::now();
+    let (s, q) = (Arc::clone(&store), Arc::clone(&queue));
+    run_concurrently(tickets, move |i| {
+        let (s, q) = (Arc::clone(&s), Arc::clone(&q));
+        async move {
+            s.join(q[i].clone(), matching_service::store::now()).await?;
+            Ok(false)
+        }
+    })
+    .await?;
+    let took = start.elapsed();
+    println!(
+        "load:      {tickets} joins in {:.2} s = {:.0} joins/s; waiting: {}",
+        took.as_secs_f64(),
+        tickets as f64 / took.as_secs_f64(),
+        store.waiting_count().await?
+    );
+
+    // Newcomers join and search at once against the full queue.
+    let start = Instant::now();
+    let (s, f) = (Arc::clone(&store), Arc::clone(&fresh));
+    let lat = run_concurrently(newcomers, move |i| {
+        let (s, f) = (Arc::clone(&s), Arc::clone(&f));
+        async move {
+            let mut t = f[i].clone();
+            t.joined_at = matching_service::store::now();
+            let user = t.user_id();
+            s.join(t, matching_service::store::now()).await?;
+            search(s.as_ref(), user).await
+        }
+    })
+    .await?;
+    let took = start.elapsed();
+    println!(
+        "newcomers: {} of {newcomers} matched at join in {:.2} s = {:.0} pairs/s; \
+         time to match (join to confirmed) p50 {} p99 {}",
+        lat.len(),
+        took.as_secs_f64(),
+        lat.len() as f64 / took.as_secs_f64(),
+        ms(pct(&lat, 0.50)),
+        ms(pct(&lat, 0.99)),
+    );
+
+    // Matchers drain the queue, oldest first (as the due list orders it).
+    let start = Instant::now();
+    let (s, q) = (Arc::clone(&store), Arc::clone(&queue));
+    let lat = run_concurrently(tickets, move |i| {
+        let (s, q) = (Arc::clone(&s), Arc::clone(&q));
+        async move { search(s.as_ref(), q[i].user_id()).await }
+    })
+    .await?;
+    let took = start.elapsed();
+    println!(
+        "drain:     {} pairs in {:.2} s = {:.0} pairs/s; search-and-pair p50 {} p99 {}; \
+         still waiting: {}",
+        lat.len(),
+        took.as_secs_f64(),
+        lat.len() as f64 / took.as_secs_f64(),
+        ms(pct(&lat, 0.50)),
+        ms(pct(&lat, 0.99)),
+        store.waiting_count().await?
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let tickets: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let newcomers: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("rc_match_bench_{}", Uuid::new_v4().simple());
+    match RedisQueueStore::connect(&url, &prefix, SearchLimits::default()).await {
+        Ok(redis) => {
+            let outcome = bench("redis", Arc::new(redis.clone()), tickets, newcomers).await;
+            let purged = redis.purge().await?;
+            println!("deleted {purged} keys under {{{prefix}}}");
+            outcome?;
+        }
+        Err(err) => println!("== redis: skipped, cannot connect: {err}"),
+    }
+    bench(
+        "memory",
+        Arc::new(MemoryQueueStore::new()),
+        tickets,
+        newcomers,
+    )
+    .await
+}
