@@ -1,0 +1,64 @@
+//! Store fixtures shared by the store tests: a temporary SQLite directory and a fresh
+//! MongoDB database per test.
+
+pub mod property;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::testing::{backend_url, unique_name};
+use message_service::store::MessageStore;
+use message_service::store::mongo::MongoMessageStore;
+use message_service::store::sqlite::SqliteMessageStore;
+
+/// A directory of its own under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/<prefix>_<random>`.
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+
+    /// A SQLite store on a fresh file in this directory.
+    pub async fn sqlite_store(&self) -> Arc<dyn MessageStore> {
+        let url = format!("sqlite://{}/messages.db?mode=rwc", self.0.display());
+        Arc::new(SqliteMessageStore::open(&url).await.expect("open SQLite"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A MongoDB store on a database of its own; call [`MongoDb::drop`] at the end.
+pub struct MongoDb {
+    pub store: MongoMessageStore,
+}
+
+impl MongoDb {
+    /// A fresh database with its indexes, or `None` (the test skips) when `MONGODB_URL`
+    /// is unset.
+    pub async fn create() -> Option<Self> {
+        let url = backend_url("MONGODB_URL")?;
+        let store = MongoMessageStore::connect(&url, &unique_name("rc_msg_test"))
+            .await
+            .expect("MongoDB client");
+        store.ensure_indexes().await.expect("create indexes");
+        Some(Self { store })
+    }
+
+    /// The store behind the trait.
+    pub fn arc(&self) -> Arc<dyn MessageStore> {
+        Arc::new(self.store.clone())
+    }
+
+    /// Drops the database.
+    pub async fn drop(self) {
+        self.store.drop_database().await.expect("drop database");
+    }
+}
