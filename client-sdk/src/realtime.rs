@@ -30,8 +30,9 @@ use crate::error::{Error, Result};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Error codes of a refused send that are worth retrying (the send stays pending).
-const TRANSIENT_CODES: &[&str] = &["backend_unavailable", "rate_limited", "internal_error"];
+/// Error codes of a refused send that are worth retrying (the send stays pending); the
+/// server's codes as listed in `docs/PROTOCOL.md`.
+const TRANSIENT_CODES: &[&str] = &["unavailable", "internal", "rate_limited"];
 
 /// How the connection behaves.
 #[derive(Debug, Clone)]
