@@ -156,9 +156,14 @@ impl Platform {
         background.push(matching_service::spawn_matcher(matching_state.clone()));
         let matching = matching_service::app(matching_state);
 
+        // Bound first: the ws-handler announces where it is reached (through the gateway).
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
         let ws_state = ws_handler::AppState::new(
             uuid::Uuid::new_v4(),
-            "in-process",
+            format!("http://{addr}"),
             ws_handler::Peers {
                 ws_manager: internal("ws-manager", &ws_manager),
                 message: internal("message-service", &message),
@@ -183,10 +188,6 @@ impl Platform {
             config.limits.clone(),
         ));
 
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let server = tokio::spawn({
             let stop = stop.clone();
