@@ -1,0 +1,126 @@
+//! Resume on one handler, frame by frame: live messages that reach a connection before its
+//! first frame wait for a possible `resume`, so catch-up comes first, in order, and
+//! nothing is sent twice; a client that never resumes still gets them.
+
+mod support;
+
+use std::time::Duration;
+
+use common::api::auth::PublicProfile;
+use common::domain::Gender;
+use common::protocol::{ClientFrame, ResumePoint, ServerFrame};
+use support::{Backplane, RawClient, Stack, raw_connect, test_config};
+use uuid::Uuid;
+
+fn profile(id: Uuid) -> PublicProfile {
+    PublicProfile {
+        id,
+        display_name: "user".to_owned(),
+        gender: Gender::Other,
+        age: 30,
+        interests: Vec::new(),
+    }
+}
+
+async fn connect(url: &str, token: &str) -> RawClient {
+    let mut client = raw_connect(url, Some(token), None).await.open();
+    client
+        .frame_where(|f| matches!(f, ServerFrame::Hello { .. }).then_some(()))
+        .await;
+    client
+}
+
+async fn send(client: &mut RawClient, chat_id: Uuid, id: &str) -> u64 {
+    client
+        .send(&ClientFrame::Send {
+            chat_id,
+            client_msg_id: id.to_owned(),
+            text: id.to_owned(),
+        })
+        .await;
+    client
+        .frame_where(|f| match f {
+            ServerFrame::Ack { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn live_messages_before_the_first_frame_wait_for_resume_and_are_not_repeated() {
+    let stack = Stack::start(Backplane::Embedded, Duration::from_secs(3)).await;
+    let handler = stack.start_handler(test_config()).await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let chat = stack.create_chat(&profile(alice), &profile(bob)).await;
+    let url = handler.ws_url();
+    let alice_token = stack.token_for(alice);
+    let bob_token = stack.token_for(bob);
+
+    let mut bob_phone = connect(&url, &bob_token).await;
+    let mut bob_laptop = connect(&url, &bob_token).await;
+    bob_laptop.send(&ClientFrame::Ping { nonce: None }).await;
+    for i in 1..=3 {
+        send(&mut bob_phone, chat.id, &format!("m{i}")).await;
+    }
+
+    // Alice connects; two messages go live before she says anything.
+    let mut alice_phone = connect(&url, &alice_token).await;
+    for i in 4..=5 {
+        send(&mut bob_phone, chat.id, &format!("m{i}")).await;
+    }
+    // The relay hands one event to all of a handler's target connections at once: once
+    // Bob's other device has message 5, Alice's connection holds 4 and 5.
+    let mut laptop_seqs = Vec::new();
+    while laptop_seqs.last() != Some(&5) {
+        if let ServerFrame::Message { message } = bob_laptop.frame().await {
+            laptop_seqs.push(message.seq);
+        }
+    }
+    assert_eq!(laptop_seqs, vec![1, 2, 3, 4, 5]);
+
+    alice_phone
+        .send(&ClientFrame::Resume {
+            chats: vec![ResumePoint {
+                chat_id: chat.id,
+                last_seq: 0,
+            }],
+        })
+        .await;
+    let mut seqs = Vec::new();
+    loop {
+        match alice_phone.frame().await {
+            ServerFrame::Message { message } => seqs.push(message.seq),
+            ServerFrame::Resumed { chats } => {
+                assert_eq!(chats[0].last_seq, 5);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4, 5],
+        "catch-up in order, nothing before it"
+    );
+    // Live again, and nothing repeated in between.
+    send(&mut bob_phone, chat.id, "m6").await;
+    let next = alice_phone
+        .frame_where(|f| match f {
+            ServerFrame::Message { message } => Some(message.seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(next, 6);
+
+    // A client that never sends a frame still gets live messages.
+    let mut silent = connect(&url, &alice_token).await;
+    send(&mut bob_phone, chat.id, "m7").await;
+    let got = silent
+        .frame_where(|f| match f {
+            ServerFrame::Message { message } => Some(message.seq),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, 7);
+    stack.cleanup().await;
+}
