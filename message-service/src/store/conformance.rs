@@ -566,11 +566,21 @@ pub async fn same_client_msg_id_concurrently(
     store: Arc<dyn MessageStore>,
     n: usize,
 ) -> SameIdOutcome {
+    same_client_msg_id_across(&[store], n).await
+}
+
+/// `n` appends with one client message id at once, each its own task, spread round-robin
+/// over `stores`: handles on one database, as separate service instances would hold.
+pub async fn same_client_msg_id_across(
+    stores: &[Arc<dyn MessageStore>],
+    n: usize,
+) -> SameIdOutcome {
+    let store = stores.first().expect("at least one store").clone();
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store.as_ref(), &[a, b]).await.chat;
     let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let store = store.clone();
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
             tokio::spawn(async move { store.append(&message(chat.id, a, "same")).await })
         })
         .collect();

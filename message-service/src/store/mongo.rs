@@ -7,12 +7,16 @@
 //!
 //! An append runs in a transaction that bumps the chat's `last_seq` with `$inc` and inserts
 //! the message with that seq: both commit or neither does, so a seq is never lost to a
-//! failed insert and the sequence has no gaps. Concurrent appends to one chat conflict on
-//! the chat document; the loser's transaction is retried (with backoff) after checking
-//! whether its client message id was stored meanwhile. The unique index on
-//! (chat, sender, client message id) backs the idempotency. Every write is acknowledged
-//! by a majority with journaling (`w: majority, j: true`) before success is reported.
+//! failed insert and the sequence has no gaps. Appends to one chat from this process queue
+//! on an in-process lock; those from other instances conflict on the chat document, and
+//! the loser's transaction is retried (with backoff) after checking whether its client
+//! message id was stored meanwhile. The unique index on (chat, sender, client message id)
+//! backs the idempotency. A watermark update moves the delivered and read watermarks and
+//! records each move in one transaction too, so a message's delivered / read time never
+//! changes once visible. Every write is acknowledged by a majority with journaling
+//! (`w: majority, j: true`) before success is reported.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -265,6 +269,41 @@ pub struct MongoMessageStore {
     marks: Collection<MarkDoc>,
     blocks: Collection<BlockDoc>,
     reports: Collection<ReportDoc>,
+    append_locks: AppendLocks,
+}
+
+/// How many locks appends to different chats are spread over.
+const APPEND_LOCK_STRIPES: usize = 256;
+
+/// Per-chat (striped) in-process locks that queue this process's appends to one chat.
+///
+/// Appends to one chat serialize on its counter anyway; without the lock, concurrent ones
+/// from this process would only collide in the server as write conflicts, abort and retry,
+/// which under heavy contention (a client resending one message many times at once) costs
+/// far more than waiting in turn. Appends from other instances are still ordered by the
+/// transactions and retries alone.
+#[derive(Clone)]
+struct AppendLocks(Arc<[tokio::sync::Mutex<()>]>);
+
+impl AppendLocks {
+    fn new() -> Self {
+        Self(
+            (0..APPEND_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+
+    fn of(&self, chat_id: Uuid) -> &tokio::sync::Mutex<()> {
+        // The low bits of a UUID (v4 or v7) are random.
+        &self.0[(chat_id.as_u128() % self.0.len() as u128) as usize]
+    }
+}
+
+impl std::fmt::Debug for AppendLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AppendLocks({} stripes)", self.0.len())
+    }
 }
 
 impl MongoMessageStore {
@@ -295,6 +334,7 @@ impl MongoMessageStore {
             marks: db.collection("watermark_marks"),
             blocks: db.collection("blocks"),
             reports: db.collection("reports"),
+            append_locks: AppendLocks::new(),
             client,
             db,
         })
@@ -427,6 +467,53 @@ impl MongoMessageStore {
             .insert_many(marks)
             .session(&mut session)
             .await?;
+        Self::commit(&mut session).await
+    }
+
+    /// One attempt at moving a participant's watermarks to `delivered` / `read` (already
+    /// clamped), never backwards, recording each move, all in one transaction: a move and
+    /// its record commit together, and read never passes delivered.
+    async fn try_advance(
+        &self,
+        chat_id: Uuid,
+        user_id: Uuid,
+        delivered: u64,
+        read: u64,
+        at: i64,
+    ) -> Result<(), MongoError> {
+        let id = watermark_id(chat_id, user_id);
+        let mut session = self.start_transaction().await?;
+        // Delivered first: read never passes delivered, as delivered ≥ read is set first
+        // and never moves back.
+        for (kind, seq) in [(MarkKind::Delivered, delivered), (MarkKind::Read, read)] {
+            let (seq_field, at_field) = match kind {
+                MarkKind::Delivered => ("delivered_seq", "delivered_at"),
+                MarkKind::Read => ("read_seq", "read_at"),
+            };
+            let seq = to_i64(seq);
+            let moved = self
+                .watermarks
+                .update_one(
+                    doc! { "_id": &id, seq_field: { "$lt": seq } },
+                    doc! { "$set": { seq_field: seq, at_field: at } },
+                )
+                .session(&mut session)
+                .await?
+                .matched_count
+                > 0;
+            if moved {
+                // A watermark reaches a given seq at most once, so the record is new.
+                let mark = MarkDoc {
+                    id: format!("{id}:{}:{seq}", kind.as_str()),
+                    chat_id: chat_id.to_string(),
+                    user_id: user_id.to_string(),
+                    kind: kind.as_str().to_owned(),
+                    seq,
+                    at,
+                };
+                self.marks.insert_one(&mark).session(&mut session).await?;
+            }
+        }
         Self::commit(&mut session).await
     }
 
@@ -582,6 +669,12 @@ impl MessageStore for MongoMessageStore {
     }
 
     async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
+        let _turn = tokio::time::timeout(
+            CONFLICT_RETRY_DEADLINE,
+            self.append_locks.of(new.chat_id).lock(),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("too many appends waiting for one chat".to_owned()))?;
         let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
         let mut attempt = 0;
         loop {
@@ -707,37 +800,19 @@ impl MessageStore for MongoMessageStore {
             watermark_targets(delivered, read, to_u64(chat.last_seq, "last_seq")?);
         let id = watermark_id(chat_id, user_id);
         let at = to_millis(now);
-        // Delivered first: read never passes delivered, as delivered ≥ read is set first
-        // and never moves back.
-        for (kind, seq) in [(MarkKind::Delivered, delivered), (MarkKind::Read, read)] {
-            let (seq_field, at_field) = match kind {
-                MarkKind::Delivered => ("delivered_seq", "delivered_at"),
-                MarkKind::Read => ("read_seq", "read_at"),
-            };
-            let seq = to_i64(seq);
-            let moved = self
-                .watermarks
-                .update_one(
-                    doc! { "_id": &id, seq_field: { "$lt": seq } },
-                    doc! { "$set": { seq_field: seq, at_field: at } },
-                )
-                .await?
-                .matched_count
-                > 0;
-            if moved {
-                let mark = MarkDoc {
-                    id: format!("{id}:{}:{seq}", kind.as_str()),
-                    chat_id: chat_id.to_string(),
-                    user_id: user_id.to_string(),
-                    kind: kind.as_str().to_owned(),
-                    seq,
-                    at,
-                };
-                match self.marks.insert_one(&mark).await {
-                    Ok(_) => {}
-                    Err(err) if is_duplicate_key(&err) => {}
-                    Err(err) => return Err(err.into()),
+        let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
+        let mut attempt = 0;
+        loop {
+            match self
+                .try_advance(chat_id, user_id, delivered, read, at)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                    attempt += 1;
+                    backoff(attempt).await;
                 }
+                Err(err) => return Err(err.into()),
             }
         }
         self.watermarks

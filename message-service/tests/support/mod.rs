@@ -22,7 +22,8 @@ impl TempDir {
         Self(dir)
     }
 
-    /// A SQLite store on a fresh file in this directory.
+    /// A SQLite store on the file `messages.db` in this directory (created by the first
+    /// call; later calls open it again, as another process would).
     pub async fn sqlite_store(&self) -> Arc<dyn MessageStore> {
         let url = format!("sqlite://{}/messages.db?mode=rwc", self.0.display());
         Arc::new(SqliteMessageStore::open(&url).await.expect("open SQLite"))
@@ -38,6 +39,8 @@ impl Drop for TempDir {
 /// A MongoDB store on a database of its own; call [`MongoDb::drop`] at the end.
 pub struct MongoDb {
     pub store: MongoMessageStore,
+    url: String,
+    name: String,
 }
 
 impl MongoDb {
@@ -45,11 +48,21 @@ impl MongoDb {
     /// is unset.
     pub async fn create() -> Option<Self> {
         let url = backend_url("MONGODB_URL")?;
-        let store = MongoMessageStore::connect(&url, &unique_name("rc_msg_test"))
+        let name = unique_name("rc_msg_test");
+        let store = MongoMessageStore::connect(&url, &name)
             .await
             .expect("MongoDB client");
         store.ensure_indexes().await.expect("create indexes");
-        Some(Self { store })
+        Some(Self { store, url, name })
+    }
+
+    /// Another client on the same database, as another service instance would hold.
+    pub async fn another_instance(&self) -> Arc<dyn MessageStore> {
+        Arc::new(
+            MongoMessageStore::connect(&self.url, &self.name)
+                .await
+                .expect("MongoDB client"),
+        )
     }
 
     /// The store behind the trait.
