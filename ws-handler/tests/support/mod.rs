@@ -236,6 +236,15 @@ impl Stack {
 
     /// Starts a ws-handler in this process on its own loopback listener.
     pub async fn start_handler(&self, config: HandlerConfig) -> Handler {
+        self.start_handler_with(config, |_| {}).await
+    }
+
+    /// [`Stack::start_handler`] with its peers adjusted by `adjust`.
+    pub async fn start_handler_with(
+        &self,
+        config: HandlerConfig,
+        adjust: impl FnOnce(&mut ws_handler::Peers),
+    ) -> Handler {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let id = Uuid::new_v4();
@@ -244,18 +253,14 @@ impl Stack {
             // Its own bus, as a separate instance would have.
             Backplane::Redis(redis) => RelayBus::redis(redis).unwrap(),
         };
-        let state = ws_handler::AppState::new(
-            id,
-            url.clone(),
-            ws_handler::Peers {
-                ws_manager: self.ws_manager(),
-                message: self.message(),
-                matching: None,
-            },
-            relay,
-            self.verifier.clone(),
-            config,
-        );
+        let mut peers = ws_handler::Peers {
+            ws_manager: self.ws_manager(),
+            message: self.message(),
+            matching: None,
+        };
+        adjust(&mut peers);
+        let state =
+            ws_handler::AppState::new(id, url.clone(), peers, relay, self.verifier.clone(), config);
         let background = ws_handler::spawn_background(state.clone());
         let app = ws_handler::app(state.clone());
         let server = tokio::spawn(async move {
