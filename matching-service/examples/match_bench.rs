@@ -1,7 +1,8 @@
 //! Benchmark of the queue: 100,000 waiting tickets with a realistic mix, on Redis and in
 //! memory. Reports joins per second, then newcomers who join and search at once (as
 //! `POST /v1/queue` does: time from join to confirmed match), then matchers draining the
-//! queue (pairs per second, time of one search-and-pair).
+//! queue through the due list as the sweep does (pairs per second, time of one
+//! search-and-pair). On Redis it also reports the CPU time Redis spent, per pair.
 //!
 //! ```text
 //! cargo run --release -p matching-service --example match_bench [-- TICKETS [NEWCOMERS]]
@@ -25,8 +26,8 @@ use matching_service::store::{Claim, Confirmation, QueueStore, SearchLimits};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Searches (and joins) in flight at once, like a sweep's concurrency across instances.
-const CONCURRENCY: usize = 64;
+/// Searches (and joins) in flight at once, as a sweep runs them (`sweep_concurrency`).
+const CONCURRENCY: usize = 16;
 /// Interests to pick from.
 const INTERESTS: u64 = 200;
 
@@ -177,12 +178,74 @@ where
     Ok(all)
 }
 
+/// CPU seconds the Redis server has used (`INFO cpu`), to tell what a phase cost Redis
+/// from what it waited for a busy machine.
+#[derive(Clone)]
+struct RedisCpu(redis::aio::MultiplexedConnection);
+
+impl RedisCpu {
+    async fn seconds(&self) -> anyhow::Result<f64> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.0.clone())
+            .await?;
+        let mut total = 0.0;
+        for line in info.lines() {
+            if let Some((k, v)) = line.trim().split_once(':')
+                && (k == "used_cpu_sys" || k == "used_cpu_user")
+            {
+                total += v.parse::<f64>()?;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Measures one phase: wall time, and Redis CPU time when known.
+struct Phase {
+    start: Instant,
+    cpu0: Option<f64>,
+}
+
+impl Phase {
+    async fn start(cpu: Option<&RedisCpu>) -> anyhow::Result<Self> {
+        let cpu0 = match cpu {
+            Some(c) => Some(c.seconds().await?),
+            None => None,
+        };
+        Ok(Self {
+            start: Instant::now(),
+            cpu0,
+        })
+    }
+
+    /// `(wall seconds, a description of the Redis CPU per item)`.
+    async fn end(self, cpu: Option<&RedisCpu>, items: usize) -> anyhow::Result<(f64, String)> {
+        let wall = self.start.elapsed().as_secs_f64();
+        let note = match (cpu, self.cpu0) {
+            (Some(c), Some(c0)) => {
+                let used = c.seconds().await? - c0;
+                format!(
+                    "; Redis CPU {:.2} s = {:.0} us each, {:.0}/s per Redis core",
+                    used,
+                    used * 1e6 / items.max(1) as f64,
+                    items as f64 / used.max(1e-9)
+                )
+            }
+            _ => String::new(),
+        };
+        Ok((wall, note))
+    }
+}
+
 async fn bench(
     name: &str,
     store: Arc<dyn QueueStore>,
+    cpu: Option<RedisCpu>,
     tickets: usize,
     newcomers: usize,
 ) -> anyhow::Result<()> {
+    let cpu = cpu.as_ref();
     println!("== {name}: {tickets} waiting tickets, {newcomers} newcomers");
     let mut rng = Rng::new(42);
     let now = matching_service::store::now();
@@ -197,7 +260,7 @@ async fn bench(
     );
     let fresh: Arc<Vec<Ticket>> = Arc::new((0..newcomers).map(|_| ticket(&mut rng, now)).collect());
 
-    let start = Instant::now();
+    let phase = Phase::start(cpu).await?;
     let (s, q) = (Arc::clone(&store), Arc::clone(&queue));
     run_concurrently(tickets, move |i| {
         let (s, q) = (Arc::clone(&s), Arc::clone(&q));
@@ -207,16 +270,15 @@ async fn bench(
         }
     })
     .await?;
-    let took = start.elapsed();
+    let (took, note) = phase.end(cpu, tickets).await?;
     println!(
-        "load:      {tickets} joins in {:.2} s = {:.0} joins/s; waiting: {}",
-        took.as_secs_f64(),
-        tickets as f64 / took.as_secs_f64(),
+        "load:      {tickets} joins in {took:.2} s = {:.0} joins/s{note}; waiting: {}",
+        tickets as f64 / took,
         store.waiting_count().await?
     );
 
     // Newcomers join and search at once against the full queue.
-    let start = Instant::now();
+    let phase = Phase::start(cpu).await?;
     let (s, f) = (Arc::clone(&store), Arc::clone(&fresh));
     let lat = run_concurrently(newcomers, move |i| {
         let (s, f) = (Arc::clone(&s), Arc::clone(&f));
@@ -229,32 +291,44 @@ async fn bench(
         }
     })
     .await?;
-    let took = start.elapsed();
+    let (took, note) = phase.end(cpu, lat.len()).await?;
     println!(
-        "newcomers: {} of {newcomers} matched at join in {:.2} s = {:.0} pairs/s; \
+        "newcomers: {} of {newcomers} matched at join in {took:.2} s = {:.0} pairs/s{note}; \
          time to match (join to confirmed) p50 {} p99 {}",
         lat.len(),
-        took.as_secs_f64(),
-        lat.len() as f64 / took.as_secs_f64(),
+        lat.len() as f64 / took,
         ms(pct(&lat, 0.50)),
         ms(pct(&lat, 0.99)),
     );
 
-    // Matchers drain the queue, oldest first (as the due list orders it).
-    let start = Instant::now();
-    let (s, q) = (Arc::clone(&store), Arc::clone(&queue));
-    let lat = run_concurrently(tickets, move |i| {
-        let (s, q) = (Arc::clone(&s), Arc::clone(&q));
-        async move { search(s.as_ref(), q[i].user_id()).await }
-    })
-    .await?;
-    let took = start.elapsed();
+    // Matchers drain the queue as the sweep does: the due tickets, most overdue first,
+    // in batches; a ticket that finds nobody is due again at its next widening.
+    let phase = Phase::start(cpu).await?;
+    let mut lat = Vec::new();
+    let mut searches = 0usize;
+    loop {
+        let due = store.due(matching_service::store::now(), 256).await?;
+        if due.is_empty() {
+            break;
+        }
+        searches += due.len();
+        let due = Arc::new(due);
+        let (s, d) = (Arc::clone(&store), Arc::clone(&due));
+        lat.extend(
+            run_concurrently(due.len(), move |i| {
+                let (s, d) = (Arc::clone(&s), Arc::clone(&d));
+                async move { search(s.as_ref(), d[i]).await }
+            })
+            .await?,
+        );
+    }
+    lat.sort();
+    let (took, note) = phase.end(cpu, lat.len()).await?;
     println!(
-        "drain:     {} pairs in {:.2} s = {:.0} pairs/s; search-and-pair p50 {} p99 {}; \
-         still waiting: {}",
+        "drain:     {} pairs in {took:.2} s = {:.0} pairs/s ({searches} searches){note}; \
+         search-and-pair p50 {} p99 {}; still waiting: {}",
         lat.len(),
-        took.as_secs_f64(),
-        lat.len() as f64 / took.as_secs_f64(),
+        lat.len() as f64 / took,
         ms(pct(&lat, 0.50)),
         ms(pct(&lat, 0.99)),
         store.waiting_count().await?
@@ -279,7 +353,11 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("rc_match_bench_{}", Uuid::new_v4().simple());
     match RedisQueueStore::connect(&url, &prefix, SearchLimits::default()).await {
         Ok(redis) => {
-            let outcome = bench("redis", Arc::new(redis.clone()), tickets, newcomers).await;
+            let conn = redis::Client::open(url.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let cpu = Some(RedisCpu(conn));
+            let outcome = bench("redis", Arc::new(redis.clone()), cpu, tickets, newcomers).await;
             let purged = redis.purge().await?;
             println!("deleted {purged} keys under {{{prefix}}}");
             outcome?;
@@ -289,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
     bench(
         "memory",
         Arc::new(MemoryQueueStore::new()),
+        None,
         tickets,
         newcomers,
     )

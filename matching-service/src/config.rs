@@ -71,7 +71,7 @@ pub struct Settings {
     pub claim_timeout_secs: u64,
 
     /// Oldest entries read per (interest, gender) list in one search.
-    #[arg(long, env = "MATCHING_INTEREST_SCAN", default_value_t = 16)]
+    #[arg(long, env = "MATCHING_INTEREST_SCAN", default_value_t = 8)]
     pub interest_scan: usize,
 
     /// Tickets examined, oldest first across age buckets, in one search.

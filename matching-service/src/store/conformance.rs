@@ -366,9 +366,9 @@ pub async fn random_pairs_satisfy_both_sides(stores: &Handles) {
     let mut rng = Rng::new(0x5EED_0001);
     let (mut pairs, mut empty, mut relaxed_pairs) = (0usize, 0usize, 0usize);
     let mut now = t0();
-    for round in 0..150 {
+    for round in 0..300 {
         now = at(now, 3_600_000);
-        let n = 2 + rng.below(13) as usize;
+        let n = 2 + rng.below(7) as usize; // within the default scan limits: exhaustive
         let mut all: Vec<Ticket> = (0..n)
             .map(|i| {
                 let back = 1000 * (i as i64 + 1) + rng.below(500) as i64;

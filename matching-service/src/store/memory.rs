@@ -10,10 +10,10 @@ use common::api::matching::{InterestMode, MatchInfo};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Claim, Confirmation, QueueStore, SearchLimits, StoreError, TicketState};
+use super::{AGE_BAND, Claim, Confirmation, QueueStore, SearchLimits, StoreError, TicketState};
 use crate::rules::{Ticket, compatible, gender_index, millis, truncate_to_millis};
 
-/// Index key of an age bucket: (gender, wanted gender, age).
+/// Index key of an age bucket: (gender, wanted gender, age band).
 type BucketKey = (u8, u8, u8);
 /// Index key of an interest list: (interest, gender, wanted gender).
 type InterestKey = (String, u8, u8);
@@ -74,7 +74,7 @@ fn bucket_keys(t: &Ticket) -> Vec<BucketKey> {
     let g = gender_index(t.profile.gender);
     t.wanted_genders()
         .into_iter()
-        .map(|x| (g, gender_index(x), t.profile.age))
+        .map(|x| (g, gender_index(x), t.profile.age / AGE_BAND))
         .collect()
 }
 
@@ -242,8 +242,8 @@ impl Inner {
             std::iter::Peekable<std::collections::btree_set::Iter<'_, (i64, Uuid)>>,
         > = Vec::new();
         for g in &wanted {
-            for age in lo..=hi {
-                if let Some(list) = self.buckets.get(&(*g, sg, age)) {
+            for band in lo / AGE_BAND..=hi / AGE_BAND {
+                if let Some(list) = self.buckets.get(&(*g, sg, band)) {
                     heads.push(list.iter().peekable());
                 }
             }

@@ -24,6 +24,10 @@ use uuid::Uuid;
 
 use crate::rules::Ticket;
 
+/// Years of age per age bucket: a search merges the buckets overlapping the seeker's age
+/// range (entries outside it are refused like any incompatible candidate).
+pub const AGE_BAND: u8 = 5;
+
 /// How much of the indexes one search may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchLimits {
@@ -36,7 +40,7 @@ pub struct SearchLimits {
 impl Default for SearchLimits {
     fn default() -> Self {
         Self {
-            interest_scan: 16,
+            interest_scan: 8,
             merge_scan: 64,
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! - `t:{user}` — hash: ticket JSON `j`, waiting since `j0` (ms), index member `m`,
 //!   fingerprint `fp`, state `st` (`w` waiting / `c` claimed), claim id `cid`.
-//! - `b:{gender}{wanted}:{age}` — sorted set of members by join time: the age buckets.
+//! - `b:{gender}{wanted}:{band}` — sorted set of members by join time: the age buckets
+//!   ([`super::AGE_BAND`] years each).
 //! - `i:{interest id}:{gender}{wanted}` — sorted set of members by join time.
 //! - `q` (waiting users), `due` (next search time), `claimed` (claim time) — sorted sets.
 //! - `bl:{user}` — set of users the ticket must not meet (blocks, either direction).
@@ -386,5 +387,15 @@ impl QueueStore for RedisQueueStore {
         conn.zcard(format!("{}:q", self.prefix))
             .await
             .map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_use_the_same_age_band() {
+        assert!(PRELUDE.contains(&format!("local BAND = {}\n", super::super::AGE_BAND)));
     }
 }

@@ -15,36 +15,61 @@ for k = 1, S.n do
   sids[id] = true
   slist[k] = id
 end
+-- Recent partners and blocks, keyed by the raw 16-byte id found in index members.
+local function raw_of(hex)
+  return (string.gsub(string.gsub(hex, '-', ''), '..',
+    function(x) return string.char(tonumber(x, 16)) end))
+end
 local recent = {}
 for _, p in ipairs(redis.call('ZRANGEBYSCORE', P .. ':rp:' .. shex, '(' .. now, '+inf')) do
-  recent[p] = true
+  recent[raw_of(p)] = true
 end
 local blocked = {}
 if S.blk == 1 then
-  for _, b in ipairs(redis.call('SMEMBERS', P .. ':bl:' .. shex)) do blocked[b] = true end
+  for _, b in ipairs(redis.call('SMEMBERS', P .. ':bl:' .. shex)) do blocked[raw_of(b)] = true end
 end
+local swants = {}
+for g = 0, 2 do swants[g] = bit.band(S.mask, bit.lshift(1, g)) ~= 0 end
+local sbit = bit.lshift(1, S.g)
 
+-- `parse` and the rule of `rules.rs`, inlined with the cheapest tests first: most
+-- candidates are refused on a byte or two, without building a table.
 local function check(cm, cs)
   local craw = string.sub(cm, 1, 16)
-  if craw == sraw then return nil end
-  local C = parse(cm, cs, now)
-  if bit.band(S.mask, bit.lshift(1, C.g)) == 0 or bit.band(C.mask, bit.lshift(1, S.g)) == 0 then
-    return nil
-  end
-  if C.age < S.lo or C.age > S.hi or S.age < C.lo or S.age > C.hi then return nil end
+  if craw == sraw or recent[craw] or blocked[craw] then return nil end
+  local cg, cage, cmn, cmx, cwy = string.byte(cm, 17, 21)
+  if cage < S.lo or cage > S.hi or not swants[cg] then return nil end
+  local cmask, cblk, cn = string.byte(cm, 31, 33)
+  if bit.band(cmask, sbit) == 0 then return nil end
+  local waited = 0
+  if now > cs then waited = math.floor((now - cs) / 1000) end
+  local we = u32(cm, 22)
+  if we < 1 then we = 1 end
+  local w = math.floor(waited / we)
+  if w > cwy then w = cwy end
+  local lo, hi = cmn - w, cmx + w
+  if lo < 18 then lo = 18 end
+  if hi > 120 then hi = 120 end
+  if S.age < lo or S.age > hi then return nil end
   local shared = 0
-  for k = 1, C.n do
+  for k = 1, cn do
     if sids[iid(cm, k)] then shared = shared + 1 end
   end
-  if shared == 0 and (S.mode == 0 or C.mode == 0) then return nil end
-  local chex = tohex(craw)
-  if recent[chex] or blocked[chex] then return nil end
-  if C.blk == 1 and redis.call('SISMEMBER', P .. ':bl:' .. chex, shex) == 1 then return nil end
-  return shared, chex
+  if shared == 0 then
+    if S.mode == 0 then return nil end
+    if string.byte(cm, 26) == 0 then
+      local fb = u32(cm, 27)
+      if fb == 4294967295 or waited < fb then return nil end
+    end
+  end
+  if cblk == 1 and redis.call('SISMEMBER', P .. ':bl:' .. tohex(craw), shex) == 1 then
+    return nil
+  end
+  return shared
 end
 
 local sw = wanted(S.mask)
-local pick_m, pick_s, pick_hex, pick_sh
+local pick_m, pick_s, pick_sh
 if S.mode ~= 2 and S.n > 0 then
   local seen = {}
   for k = 1, S.n do
@@ -55,10 +80,10 @@ if S.mode ~= 2 and S.n > 0 then
         if string.sub(cm, 1, 16) ~= sraw and not seen[cm] then
           seen[cm] = true
           local cs = tonumber(r[j + 1])
-          local sh, chex = check(cm, cs)
+          local sh = check(cm, cs)
           if sh and ((not pick_m and sh > 0)
               or (pick_m and (sh > pick_sh or (sh == pick_sh and cs < pick_s)))) then
-            pick_m, pick_s, pick_hex, pick_sh = cm, cs, chex, sh
+            pick_m, pick_s, pick_sh = cm, cs, sh
           end
         end
       end
@@ -70,8 +95,8 @@ if not pick_m then
   local B = 8
   local heads = {}
   for _, g in ipairs(sw) do
-    for age = S.lo, S.hi do
-      local key = P .. ':b:' .. g .. S.g .. ':' .. age
+    for band = math.floor(S.lo / BAND), math.floor(S.hi / BAND) do
+      local key = P .. ':b:' .. g .. S.g .. ':' .. band
       local r = redis.call('ZRANGE', key, 0, B - 1, 'WITHSCORES')
       if #r > 0 then heads[#heads + 1] = { key = key, r = r, i = 1, off = 0 } end
     end
@@ -97,9 +122,9 @@ if not pick_m then
         if #r > 0 then hd.r, hd.i = r, 1 else hd.r = nil end
       end
     end
-    local sh, chex = check(cm, bs)
+    local sh = check(cm, bs)
     if sh then
-      pick_m, pick_s, pick_hex, pick_sh = cm, bs, chex, sh
+      pick_m, pick_s, pick_sh = cm, bs, sh
       break
     end
   end
@@ -120,6 +145,7 @@ if not pick_m then
   return false
 end
 
+local pick_hex = tohex(string.sub(pick_m, 1, 16))
 local ptkey = P .. ':t:' .. pick_hex
 unindex(sm)
 unindex(pick_m)
@@ -127,5 +153,5 @@ redis.call('ZREM', P .. ':due', shex, pick_hex)
 redis.call('HSET', tkey, 'st', 'c', 'cid', mid)
 redis.call('HSET', ptkey, 'st', 'c', 'cid', mid)
 redis.call('ZADD', P .. ':claimed', now, shex, now, pick_hex)
-return { pick_hex, redis.call('HGET', tkey, 'j'), h[3],
-  redis.call('HGET', ptkey, 'j'), redis.call('HGET', ptkey, 'j0'), pick_sh }
+local pj = redis.call('HMGET', ptkey, 'j', 'j0')
+return { pick_hex, redis.call('HGET', tkey, 'j'), h[3], pj[1], pj[2], pick_sh }

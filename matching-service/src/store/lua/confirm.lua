@@ -15,8 +15,8 @@ redis.call('SET', P .. ':m:' .. a, ia, 'PX', ttl)
 redis.call('SET', P .. ':m:' .. b, ib, 'PX', ttl)
 if cd > 0 then
   for _, pair in ipairs({ { a, b }, { b, a } }) do
+    -- Ended cooldowns are never read (only scores after now are) and go with the key.
     local key = P .. ':rp:' .. pair[1]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     redis.call('ZADD', key, now + cd, pair[2])
     redis.call('PEXPIRE', key, cd)
   end

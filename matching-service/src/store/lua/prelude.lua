@@ -6,6 +6,8 @@
 --   32 has-blocks flag, 33 interest count, then 3 bytes per interest id.
 -- The rules mirror `rules.rs`; the search mirrors `memory.rs`.
 local P = ARGV[1]
+-- Years of age per bucket (`store::AGE_BAND`).
+local BAND = 5
 
 local function tohex(raw)
   return string.format(
@@ -57,7 +59,7 @@ local function keys_of(m)
   local mask, _, n = string.byte(m, 31, 33)
   local ks = {}
   for _, x in ipairs(wanted(mask)) do
-    ks[#ks + 1] = P .. ':b:' .. g .. x .. ':' .. age
+    ks[#ks + 1] = P .. ':b:' .. g .. x .. ':' .. math.floor(age / BAND)
     for k = 1, n do ks[#ks + 1] = P .. ':i:' .. iid(m, k) .. ':' .. g .. x end
   end
   return ks
