@@ -307,6 +307,32 @@ impl std::fmt::Debug for AppendLocks {
 }
 
 impl MongoMessageStore {
+    /// Closes the race between a chat's creation and a block of one participant by
+    /// another: creation checked for blocks before inserting, and a block ends the pair's
+    /// active chats after inserting itself, so a block landing between the two would miss
+    /// the new chat. Checking again after the insert means that either this check sees
+    /// the block, or the block came later and its own step ends the chat. A chat found
+    /// blocked here is ended on the blocker's behalf and creation answers `Blocked`.
+    async fn end_if_blocked_meanwhile(&self, new: &NewChat) -> Result<(), StoreError> {
+        for (i, a) in new.participants.iter().enumerate() {
+            for b in &new.participants[i + 1..] {
+                let block = self
+                    .blocks
+                    .find_one(
+                        doc! { "_id": { "$in": [block_id(a.id, b.id), block_id(b.id, a.id)] } },
+                    )
+                    .await?;
+                if let Some(block) = block {
+                    let blocker = Uuid::parse_str(&block.blocker_id)
+                        .map_err(|e| StoreError::Backend(format!("stored blocker id: {e}")))?;
+                    self.end_chat(new.id, blocker, super::now()).await?;
+                    return Err(StoreError::Blocked);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A store on database `database` at `url` (e.g. `mongodb://127.0.0.1:27017`).
     ///
     /// Does not contact the server; call [`ensure_indexes`](Self::ensure_indexes) before
@@ -581,6 +607,7 @@ impl MessageStore for MongoMessageStore {
         loop {
             match self.try_create_chat(&doc, &watermarks).await {
                 Ok(()) => {
+                    self.end_if_blocked_meanwhile(new).await?;
                     return Ok(Written {
                         value: doc.clone().into_stored()?,
                         created: true,
