@@ -37,17 +37,10 @@ pub const SERVICE: &str = "auth-service";
 /// The whole service: every route, `/healthz`, `/readyz`, `/metrics` and
 /// `/openapi.json`, with the standard layers.
 pub fn app(state: AppState) -> Router {
-    let router = routes::router()
+    let routes = routes::router()
         .route("/readyz", get(readyz))
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(openapi::openapi()) }),
-        )
-        .merge(common::telemetry::health_routes())
-        .fallback(common::extract::not_found_fallback)
-        .method_not_allowed_fallback(common::extract::method_not_allowed_fallback)
         .with_state(state);
-    common::telemetry::service_layers(router, SERVICE)
+    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz

@@ -73,6 +73,37 @@ pub fn health_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/metrics", get(|| async { metrics_handle().render() }))
 }
 
+/// A service's whole router: its own `routes` (with `/readyz`, state applied) plus
+/// `/healthz`, `/metrics`, `GET /openapi.json` serving `openapi`, the uniform 404 and 405
+/// answers, and [`service_layers`].
+pub fn service_app(
+    routes: Router,
+    service: &'static str,
+    openapi: utoipa::openapi::OpenApi,
+) -> Router {
+    // Serialised once: the document never changes while the service runs.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi).expect("an OpenAPI document always serialises to JSON"),
+    );
+    let router = routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
+            }),
+        )
+        .merge(health_routes())
+        .fallback(crate::extract::not_found_fallback)
+        .method_not_allowed_fallback(crate::extract::method_not_allowed_fallback);
+    service_layers(router, service)
+}
+
 /// Answer of a readiness check: 200 `{"status":"ready"}` or 503 with the uniform body.
 pub fn readiness(result: Result<(), String>) -> Response {
     match result {
