@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::CommonArgs;
 use secrecy::SecretString;
+use service_kit::config::CommonArgs;
 
 use crate::throttle::ThrottleConfig;
 
@@ -27,7 +27,7 @@ pub enum SessionsBackend {
 )]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "AUTH_LISTEN", default_value = "127.0.0.1:8081", value_parser = common::config::parse_listen)]
+    #[arg(long, env = "AUTH_LISTEN", default_value = "127.0.0.1:8081", value_parser = service_kit::config::parse_listen)]
     pub listen: SocketAddr,
 
     /// Users database: a `sqlite:` URL (embedded) or a `postgres://` URL.

@@ -1,10 +1,11 @@
 //! Validated account values: username, password, display name, birth date, interests and
 //! matching preferences. Each `parse` names the request field it rejects.
 
-use common::api::auth::Preferences;
-use common::domain::{Gender, MAX_AGE, MIN_AGE, age_on, normalize_interests};
 use secrecy::{ExposeSecret, SecretString};
+use service_kit::error::ErrorCode;
 use time::Date;
+use wire::api::auth::Preferences;
+use wire::domain::{Gender, MAX_AGE, MIN_AGE, age_on, normalize_interests};
 
 use crate::error::AuthError;
 
@@ -31,7 +32,7 @@ impl Username {
         if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
             return Err(AuthError::validation(
                 "username",
-                "invalid_username",
+                ErrorCode::InvalidUsername,
                 format!("a username has {USERNAME_MIN} to {USERNAME_MAX} characters"),
             ));
         }
@@ -41,7 +42,7 @@ impl Username {
         {
             return Err(AuthError::validation(
                 "username",
-                "invalid_username",
+                ErrorCode::InvalidUsername,
                 "a username may contain only letters a-z, digits and `_`",
             ));
         }
@@ -65,14 +66,14 @@ impl Password {
         if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&len) {
             return Err(AuthError::validation(
                 field,
-                "invalid_password",
+                ErrorCode::InvalidPassword,
                 format!("a password has {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
             ));
         }
         if raw.eq_ignore_ascii_case(username.as_str()) {
             return Err(AuthError::validation(
                 field,
-                "invalid_password",
+                ErrorCode::InvalidPassword,
                 "the password must not be the username",
             ));
         }
@@ -102,14 +103,14 @@ impl DisplayName {
         if len == 0 || len > DISPLAY_NAME_MAX {
             return Err(AuthError::validation(
                 "display_name",
-                "invalid_display_name",
+                ErrorCode::InvalidDisplayName,
                 format!("a display name has 1 to {DISPLAY_NAME_MAX} characters"),
             ));
         }
         if name.chars().any(char::is_control) {
             return Err(AuthError::validation(
                 "display_name",
-                "invalid_display_name",
+                ErrorCode::InvalidDisplayName,
                 "a display name must not contain control characters",
             ));
         }
@@ -132,7 +133,7 @@ impl BirthDate {
         if date > today {
             return Err(AuthError::validation(
                 "birth_date",
-                "invalid_birth_date",
+                ErrorCode::InvalidBirthDate,
                 "the birth date is in the future",
             ));
         }
@@ -140,14 +141,14 @@ impl BirthDate {
         if age < MIN_AGE {
             return Err(AuthError::validation(
                 "birth_date",
-                "too_young",
+                ErrorCode::TooYoung,
                 format!("you must be at least {MIN_AGE} years old"),
             ));
         }
         if age > MAX_AGE {
             return Err(AuthError::validation(
                 "birth_date",
-                "invalid_birth_date",
+                ErrorCode::InvalidBirthDate,
                 format!("an age above {MAX_AGE} is not plausible"),
             ));
         }
@@ -160,7 +161,7 @@ impl BirthDate {
     }
 }
 
-/// Normalises interest tags (see [`common::domain::normalize_interests`]); `field` names
+/// Normalises interest tags (see [`wire::domain::normalize_interests`]); `field` names
 /// the request field.
 pub fn parse_interests(raw: &[String], field: &str) -> Result<Vec<String>, AuthError> {
     normalize_interests(raw).map_err(|e| AuthError::validation(field, e.code(), e.to_string()))
@@ -172,21 +173,21 @@ pub fn parse_preferences(raw: Preferences) -> Result<Preferences, AuthError> {
     if raw.min_age < MIN_AGE {
         return Err(AuthError::validation(
             "min_age",
-            "invalid_age_range",
+            ErrorCode::InvalidAgeRange,
             format!("min_age must be at least {MIN_AGE}"),
         ));
     }
     if raw.max_age > MAX_AGE {
         return Err(AuthError::validation(
             "max_age",
-            "invalid_age_range",
+            ErrorCode::InvalidAgeRange,
             format!("max_age must be at most {MAX_AGE}"),
         ));
     }
     if raw.min_age > raw.max_age {
         return Err(AuthError::validation(
             "max_age",
-            "invalid_age_range",
+            ErrorCode::InvalidAgeRange,
             "max_age must not be below min_age",
         ));
     }
@@ -201,6 +202,7 @@ pub fn parse_preferences(raw: Preferences) -> Result<Preferences, AuthError> {
         min_age: raw.min_age,
         max_age: raw.max_age,
         interests: parse_interests(&raw.interests, "interests")?,
+        ..Default::default()
     })
 }
 
@@ -211,6 +213,7 @@ pub fn default_preferences(interests: &[String]) -> Preferences {
         min_age: MIN_AGE,
         max_age: MAX_AGE,
         interests: interests.to_vec(),
+        ..Default::default()
     }
 }
 
@@ -219,8 +222,8 @@ mod tests {
     use super::*;
     use time::macros::date;
 
-    fn field_and_code(err: AuthError) -> (String, String) {
-        let api = common::error::ApiError::from(err);
+    fn field_and_code(err: AuthError) -> (String, ErrorCode) {
+        let api = service_kit::error::ApiError::from(err);
         (
             api.body.error.field.unwrap_or_default(),
             api.body.error.code,
@@ -236,8 +239,8 @@ mod tests {
     fn a_username_with_spaces_is_rejected() {
         let (field, code) = field_and_code(Username::parse("al ice").unwrap_err());
         assert_eq!(
-            (field.as_str(), code.as_str()),
-            ("username", "invalid_username")
+            (field.as_str(), code),
+            ("username", ErrorCode::InvalidUsername)
         );
     }
 
@@ -323,7 +326,7 @@ mod tests {
         let (field, code) = field_and_code(
             BirthDate::parse(date!(2008 - 11 - 24), date!(2026 - 11 - 23)).unwrap_err(),
         );
-        assert_eq!((field.as_str(), code.as_str()), ("birth_date", "too_young"));
+        assert_eq!((field.as_str(), code), ("birth_date", ErrorCode::TooYoung));
     }
 
     #[test]
@@ -341,8 +344,8 @@ mod tests {
         let (field, code) =
             field_and_code(parse_interests(&[" ".to_owned()], "interests").unwrap_err());
         assert_eq!(
-            (field.as_str(), code.as_str()),
-            ("interests", "invalid_interest")
+            (field.as_str(), code),
+            ("interests", ErrorCode::InvalidInterest)
         );
     }
 
@@ -352,6 +355,7 @@ mod tests {
             min_age,
             max_age,
             interests: vec![" Music ".to_owned(), "music".to_owned()],
+            ..Default::default()
         }
     }
 

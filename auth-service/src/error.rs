@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
+use service_kit::error::{ApiError, ErrorCode};
 
 use crate::store::StoreError;
 
@@ -15,7 +15,7 @@ pub enum AuthError {
         /// The request field.
         field: String,
         /// Machine-readable code, e.g. `invalid_username`.
-        code: &'static str,
+        code: ErrorCode,
         /// Human-readable explanation.
         message: String,
     },
@@ -53,7 +53,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A 422 about `field`.
-    pub fn validation(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         AuthError::Validation {
             field: field.to_owned(),
             code,
@@ -78,18 +78,18 @@ impl AuthError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Validation { code, .. } => code,
-            AuthError::UsernameTaken => "username_taken",
-            AuthError::InvalidCredentials => "invalid_credentials",
-            AuthError::WrongPassword => "wrong_password",
-            AuthError::TooManyAttempts { .. } => "too_many_attempts",
-            AuthError::InvalidRefreshToken => "invalid_refresh_token",
-            AuthError::RefreshTokenReused => "refresh_token_reused",
-            AuthError::NotFound(_) => "not_found",
-            AuthError::Unavailable(_) => "backend_unavailable",
-            AuthError::Internal(_) => "internal",
+            AuthError::Validation { code, .. } => *code,
+            AuthError::UsernameTaken => ErrorCode::UsernameTaken,
+            AuthError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            AuthError::WrongPassword => ErrorCode::WrongPassword,
+            AuthError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
+            AuthError::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
+            AuthError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
+            AuthError::NotFound(_) => ErrorCode::NotFound,
+            AuthError::Unavailable(_) => ErrorCode::BackendUnavailable,
+            AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

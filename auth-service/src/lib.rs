@@ -40,7 +40,7 @@ pub fn app(state: AppState) -> Router {
     let routes = routes::router()
         .route("/readyz", get(readyz))
         .with_state(state);
-    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
+    service_kit::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz
@@ -57,5 +57,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .ping()
         .await
         .map_err(|e| format!("sessions: {e}"));
-    common::telemetry::readiness(users.and(sessions))
+    service_kit::telemetry::readiness(users.and(sessions))
 }

@@ -7,7 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.common.log_format);
+    service_kit::telemetry::init_tracing(settings.common.log_format);
     let state = AppState::from_settings(&settings).await?;
     auth_service::state::spawn_purge(state.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         auth_service::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(common::shutdown::signal())
+    .with_graceful_shutdown(service_kit::shutdown::signal())
     .await
     .context("serving")
 }

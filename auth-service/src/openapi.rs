@@ -22,7 +22,7 @@ use crate::routes::{auth, keys, me};
         me::end_session,
         keys::jwks,
     ),
-    components(schemas(common::error::ErrorBody, common::error::ErrorDetail)),
+    components(schemas(service_kit::error::ErrorBody, service_kit::error::ErrorDetail)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign up, log in, tokens"),

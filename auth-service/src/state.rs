@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::FromRef;
-use common::auth::ServiceCredential;
-use common::token::{SigningKeyPem, TokenSigner, TokenVerifier};
 use secrecy::ExposeSecret;
+use service_kit::auth::ServiceCredential;
+use service_kit::token::{SigningKeyPem, TokenSigner, TokenVerifier};
 
 use crate::config::{AuthConfig, SessionsBackend, Settings};
 use crate::password::PasswordHasher;
@@ -44,8 +44,10 @@ impl Stores {
         let users: Arc<dyn UserStore> = if settings.users_on_postgres() {
             let pool = postgres::pool(&settings.database_url, settings.database_max_connections)
                 .context("configuring the PostgreSQL pool")?;
-            common::telemetry::retry_until_ok("PostgreSQL migrations", || postgres::migrate(&pool))
-                .await;
+            service_kit::telemetry::retry_until_ok("PostgreSQL migrations", || {
+                postgres::migrate(&pool)
+            })
+            .await;
             Arc::new(PgUserStore::new(pool))
         } else {
             let pool = sqlite::connect(&settings.database_url)
@@ -69,7 +71,7 @@ impl Stores {
                     timeout: std::time::Duration::from_millis(settings.dynamodb_timeout_ms),
                 })
                 .await;
-                common::telemetry::retry_until_ok("DynamoDB sessions table", || {
+                service_kit::telemetry::retry_until_ok("DynamoDB sessions table", || {
                     store.ensure_table()
                 })
                 .await;

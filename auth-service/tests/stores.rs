@@ -8,8 +8,8 @@ use auth_service::store::conformance;
 use auth_service::store::dynamodb::{DynamoConfig, DynamoSessionStore};
 use auth_service::store::postgres::{self, PgUserStore};
 use auth_service::store::sqlite::{self, SqliteSessionStore, SqliteUserStore};
-use common::testing::{backend_url, unique_name};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use test_support::{backend_url, unique_name};
 
 #[tokio::test]
 async fn sqlite_users_conform() {

@@ -58,7 +58,7 @@ pub async fn run(url: &str) -> anyhow::Result<()> {
     let mut bob_rt = bob.connect().await.context("connecting the second user")?;
     let join = JoinQueueRequest {
         interests: Some(vec![topic.clone()]),
-        interest_mode: InterestMode::Required,
+        interest_mode: Some(InterestMode::Required),
         ..JoinQueueRequest::default()
     };
     ann.join_queue(&join)
@@ -211,6 +211,7 @@ async fn sign_up(
             min_age: 18,
             max_age: 60,
             interests: vec![topic.to_owned()],
+            ..Default::default()
         })
         .await?;
     Ok(client)

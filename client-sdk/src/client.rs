@@ -4,21 +4,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::api::auth::{
-    ChangePasswordRequest, LoginRequest, Preferences, Profile, RefreshRequest, SessionInfo,
-    SignupRequest, SignupResponse, TokenPair, UpdateProfileRequest,
-};
-use common::api::matching::{JoinQueueRequest, QueueStatus};
-use common::api::message::{
-    BlockRequest, BlockedUser, ChatSummary, HistoryPage, HistoryQuery, Report, ReportRequest,
-};
-use common::error::ErrorBody;
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
+use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use url::Url;
 use uuid::Uuid;
+use wire::api::auth::{
+    ChangePassword, ChangePasswordRequest, EndSession, GetMe, GetPreferences, ListSessions, Login,
+    LoginRequest, Logout, Preferences, Profile, Refresh, RefreshRequest, SessionInfo,
+    SetPreferences, Signup, SignupRequest, SignupResponse, TokenPair, UpdateMe,
+    UpdateProfileRequest,
+};
+use wire::api::matching::{GetQueue, JoinQueue, JoinQueueRequest, LeaveQueue, QueueStatus};
+use wire::api::message::{
+    Block, BlockRequest, BlockedUser, ChatListQuery, ChatPage, ChatSummary, EndChat, FileReport,
+    GetChat, History, HistoryPage, HistoryQuery, ListBlocks, ListChats, Report, ReportRequest,
+    Unblock,
+};
+use wire::endpoint::{Endpoint, PathParams};
+use wire::error::{ErrorBody, ErrorCode};
 
 use crate::error::{Error, Result};
 use crate::realtime::{ConnectOptions, Connection};
@@ -126,9 +130,7 @@ impl Client {
 
     /// Creates an account and logs in as it.
     pub async fn signup(&self, request: &SignupRequest) -> Result<SignupResponse> {
-        let response: SignupResponse = self
-            .anonymous(Method::POST, "/v1/auth/signup", Some(request))
-            .await?;
+        let response = self.anonymous::<Signup>(request).await?;
         self.set_tokens(response.tokens.clone()).await;
         Ok(response)
     }
@@ -139,9 +141,7 @@ impl Client {
             username: username.to_owned(),
             password: password.to_owned(),
         };
-        let tokens: TokenPair = self
-            .anonymous(Method::POST, "/v1/auth/login", Some(&request))
-            .await?;
+        let tokens = self.anonymous::<Login>(&request).await?;
         self.set_tokens(tokens.clone()).await;
         Ok(tokens)
     }
@@ -155,33 +155,29 @@ impl Client {
 
     /// Logs out: the session ends on the server and here.
     pub async fn logout(&self) -> Result<()> {
-        let result = self
-            .authed_no_content(Method::POST, "/v1/auth/logout", None::<&()>)
-            .await;
+        let result = self.authed::<Logout>((), &()).await;
         *self.inner.session.lock().await = None;
         result
     }
 
     /// My profile.
     pub async fn me(&self) -> Result<Profile> {
-        self.authed(Method::GET, "/v1/me", None::<&()>).await
+        self.authed::<GetMe>((), &()).await
     }
 
     /// Edits my profile (absent fields stay).
     pub async fn update_profile(&self, request: &UpdateProfileRequest) -> Result<Profile> {
-        self.authed(Method::PATCH, "/v1/me", Some(request)).await
+        self.authed::<UpdateMe>((), request).await
     }
 
-    /// My default matching preferences.
+    /// My saved matching preferences.
     pub async fn preferences(&self) -> Result<Preferences> {
-        self.authed(Method::GET, "/v1/me/preferences", None::<&()>)
-            .await
+        self.authed::<GetPreferences>((), &()).await
     }
 
-    /// Replaces my default matching preferences.
+    /// Replaces my saved matching preferences.
     pub async fn set_preferences(&self, preferences: &Preferences) -> Result<Preferences> {
-        self.authed(Method::PUT, "/v1/me/preferences", Some(preferences))
-            .await
+        self.authed::<SetPreferences>((), preferences).await
     }
 
     /// Changes my password; every other session ends.
@@ -190,110 +186,82 @@ impl Client {
             current_password: current.to_owned(),
             new_password: new.to_owned(),
         };
-        self.authed_no_content(Method::POST, "/v1/me/password", Some(&request))
-            .await
+        self.authed::<ChangePassword>((), &request).await
     }
 
     /// My active sessions.
     pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
-        self.authed(Method::GET, "/v1/me/sessions", None::<&()>)
-            .await
+        self.authed::<ListSessions>((), &()).await
     }
 
     /// Ends one of my sessions.
     pub async fn end_session(&self, session_id: Uuid) -> Result<()> {
-        self.authed_no_content(
-            Method::DELETE,
-            &format!("/v1/me/sessions/{session_id}"),
-            None::<&()>,
-        )
-        .await
+        self.authed::<EndSession>(session_id, &()).await
     }
 
     // ---- matching -----------------------------------------------------------------
 
     /// Joins the matching queue (ends my current chat first, if any).
     pub async fn join_queue(&self, request: &JoinQueueRequest) -> Result<QueueStatus> {
-        self.authed(Method::POST, "/v1/queue", Some(request)).await
+        self.authed::<JoinQueue>((), request).await
     }
 
     /// Where I stand in the queue, and my latest match.
     pub async fn queue_status(&self) -> Result<QueueStatus> {
-        self.authed(Method::GET, "/v1/queue", None::<&()>).await
+        self.authed::<GetQueue>((), &()).await
     }
 
     /// Leaves the queue.
     pub async fn leave_queue(&self) -> Result<()> {
-        self.authed_no_content(Method::DELETE, "/v1/queue", None::<&()>)
-            .await
+        self.authed::<LeaveQueue>((), &()).await
     }
 
     // ---- chats --------------------------------------------------------------------
 
-    /// My chats, newest first.
+    /// My newest chats, newest first (the first page of [`Client::chats_page`]).
     pub async fn chats(&self) -> Result<Vec<ChatSummary>> {
-        self.authed(Method::GET, "/v1/chats", None::<&()>).await
+        Ok(self.chats_page(&ChatListQuery::default()).await?.chats)
+    }
+
+    /// A page of my chats, newest first; pass the page's `next_before` as `before` for
+    /// the next (older) one.
+    pub async fn chats_page(&self, query: &ChatListQuery) -> Result<ChatPage> {
+        self.authed::<ListChats>((), query).await
     }
 
     /// One of my chats.
     pub async fn chat(&self, chat_id: Uuid) -> Result<ChatSummary> {
-        self.authed(Method::GET, &format!("/v1/chats/{chat_id}"), None::<&()>)
-            .await
+        self.authed::<GetChat>(chat_id, &()).await
     }
 
     /// A page of a chat's history, with each message's status as I see it.
     pub async fn history(&self, chat_id: Uuid, query: &HistoryQuery) -> Result<HistoryPage> {
-        let mut path = format!("/v1/chats/{chat_id}/messages");
-        let params: Vec<String> = [
-            query.before.map(|v| format!("before={v}")),
-            query.after.map(|v| format!("after={v}")),
-            query.limit.map(|v| format!("limit={v}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !params.is_empty() {
-            path.push('?');
-            path.push_str(&params.join("&"));
-        }
-        self.authed(Method::GET, &path, None::<&()>).await
+        self.authed::<History>(chat_id, query).await
     }
 
     /// Ends a chat (*Next*); the partner is told.
     pub async fn end_chat(&self, chat_id: Uuid) -> Result<ChatSummary> {
-        self.authed(
-            Method::POST,
-            &format!("/v1/chats/{chat_id}/end"),
-            None::<&()>,
-        )
-        .await
+        self.authed::<EndChat>(chat_id, &()).await
     }
 
     /// Blocks a user: we are never matched again, and an active chat with them ends.
     pub async fn block(&self, user_id: Uuid) -> Result<BlockedUser> {
-        self.authed(Method::POST, "/v1/blocks", Some(&BlockRequest { user_id }))
-            .await
+        self.authed::<Block>((), &BlockRequest { user_id }).await
     }
 
     /// Unblocks a user.
     pub async fn unblock(&self, user_id: Uuid) -> Result<()> {
-        self.authed_no_content(
-            Method::DELETE,
-            &format!("/v1/blocks/{user_id}"),
-            None::<&()>,
-        )
-        .await
+        self.authed::<Unblock>(user_id, &()).await
     }
 
     /// The users I blocked.
     pub async fn blocked(&self) -> Result<Vec<BlockedUser>> {
-        self.authed(Method::GET, "/v1/blocks", None::<&()>).await
+        self.authed::<ListBlocks>((), &()).await
     }
 
     /// Reports a user I have a chat with.
     pub async fn report(&self, request: &ReportRequest) -> Result<Report> {
-        self.authed(Method::POST, "/v1/reports", Some(request))
-            .await
+        self.authed::<FileReport>((), request).await
     }
 
     // ---- real time ----------------------------------------------------------------
@@ -334,10 +302,7 @@ impl Client {
         let request = RefreshRequest {
             refresh_token: session.tokens.refresh_token.clone(),
         };
-        match self
-            .anonymous::<_, TokenPair>(Method::POST, "/v1/auth/refresh", Some(&request))
-            .await
-        {
+        match self.anonymous::<Refresh>(&request).await {
             Ok(tokens) => {
                 *guard = Some(Session::new(tokens.clone()));
                 Ok(tokens)
@@ -357,71 +322,53 @@ impl Client {
             .map_err(|e| Error::Decode(format!("url: {e}")))
     }
 
-    async fn anonymous<B, T>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T>
-    where
-        B: Serialize + ?Sized,
-        T: DeserializeOwned,
-    {
-        let response = self.request(method, path, body, None).await?;
+    async fn anonymous<E: Endpoint<Path = ()>>(&self, request: &E::Request) -> Result<E::Response> {
+        let response = self.send::<E>(&(), request, None).await?;
         decode(response).await
     }
 
-    async fn authed<B, T>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T>
-    where
-        B: Serialize + ?Sized,
-        T: DeserializeOwned,
-    {
-        let response = self.authed_response(method, path, body).await?;
-        decode(response).await
-    }
-
-    async fn authed_no_content<B>(&self, method: Method, path: &str, body: Option<&B>) -> Result<()>
-    where
-        B: Serialize + ?Sized,
-    {
-        let response = self.authed_response(method, path, body).await?;
-        check(response).await.map(drop)
-    }
-
-    /// Sends with the access token; on a 401 refreshes once and retries.
-    async fn authed_response<B>(
+    /// Calls `E` with the access token; on a 401 refreshes once and retries.
+    async fn authed<E: Endpoint>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<reqwest::Response>
-    where
-        B: Serialize + ?Sized,
-    {
+        path: E::Path,
+        request: &E::Request,
+    ) -> Result<E::Response> {
         let token = self.access_token().await?;
-        let response = self
-            .request(method.clone(), path, body, Some(&token))
-            .await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
+        let mut response = self.send::<E>(&path, request, Some(&token)).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let token = self.refresh_after_rejection(&token).await?;
+            response = self.send::<E>(&path, request, Some(&token)).await?;
         }
-        let token = self.refresh_after_rejection(&token).await?;
-        self.request(method, path, body, Some(&token)).await
+        decode(response).await
     }
 
-    async fn request<B>(
+    async fn send<E: Endpoint>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
+        path: &E::Path,
+        request: &E::Request,
         token: Option<&str>,
-    ) -> Result<reqwest::Response>
-    where
-        B: Serialize + ?Sized,
-    {
-        let mut request = self.inner.http.request(method, self.url(path)?);
+    ) -> Result<reqwest::Response> {
+        let mut url = self.url(&path.render(E::ROUTE))?;
+        let body = if E::request_in_query() {
+            let query = serde_urlencoded::to_string(request)
+                .map_err(|e| Error::Decode(format!("query: {e}")))?;
+            url.set_query((!query.is_empty()).then_some(query.as_str()));
+            None
+        } else {
+            let json = serde_json::to_vec(request).map_err(|e| Error::Decode(e.to_string()))?;
+            // A request of `()` serialises to `null`: no body at all.
+            (json != b"null").then_some(json)
+        };
+        let mut builder = self.inner.http.request(E::METHOD, url);
         if let Some(token) = token {
-            request = request.bearer_auth(token);
+            builder = builder.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        if let Some(json) = body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json);
         }
-        Ok(request.send().await?)
+        Ok(builder.send().await?)
     }
 }
 
@@ -438,8 +385,13 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response> {
         .and_then(|v| v.trim().parse().ok());
     let bytes = response.bytes().await?;
     let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+        let code = if status.is_server_error() {
+            ErrorCode::Internal
+        } else {
+            ErrorCode::BadRequest
+        };
         ErrorBody::new(
-            "unexpected_response",
+            code,
             format!("the server answered {status} without an error body"),
         )
     });
@@ -453,5 +405,11 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response> {
 async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
     let response = check(response).await?;
     let bytes = response.bytes().await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()))
+    // An empty body (204) decodes as `null`, which is what `()` expects.
+    let bytes = if bytes.is_empty() {
+        &b"null"[..]
+    } else {
+        &bytes[..]
+    };
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
 }

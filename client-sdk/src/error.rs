@@ -1,7 +1,7 @@
 //! The SDK's error type: what a caller can match on.
 
-use common::error::ErrorBody;
 use reqwest::StatusCode;
+use wire::error::{ErrorBody, ErrorCode};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum Error {
     #[error("refused: {message} ({code})")]
     Refused {
         /// Machine-readable code (see `docs/PROTOCOL.md`).
-        code: String,
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
     },
@@ -44,11 +44,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The API error code (`username_taken`, `validation_failed`, ...), if the server answered one.
-    pub fn code(&self) -> Option<&str> {
+    /// The error code (`username_taken`, `text_too_long`, ...), if the server answered one.
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Api { body, .. } => Some(&body.error.code),
-            Error::Refused { code, .. } => Some(code),
+            Error::Api { body, .. } => Some(body.error.code),
+            Error::Refused { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -72,8 +72,10 @@ impl Error {
     /// Whether retrying later may succeed (outage, rate limit, broken connection).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Api { status, .. } => {
-                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            Error::Api { status, body, .. } => {
+                body.error.code.is_transient()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || status.is_server_error()
             }
             Error::Transport(_) => true,
             _ => false,

@@ -33,8 +33,9 @@ pub mod error;
 pub mod realtime;
 
 pub use client::Client;
-pub use common::api;
-pub use common::domain::Gender;
-pub use common::protocol::ResumePoint;
 pub use error::{Error, Result};
 pub use realtime::{Ack, ConnectOptions, Connection, Event};
+pub use wire::api;
+pub use wire::domain::Gender;
+pub use wire::error::ErrorCode;
+pub use wire::protocol::ResumePoint;

@@ -11,9 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::api::matching::MatchInfo;
-use common::api::message::{Message, Watermark};
-use common::protocol::{ClientFrame, ResumePoint, ServerFrame, WS_PATH};
 use futures::{SinkExt, StreamExt};
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -24,15 +21,15 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
+use wire::api::matching::MatchInfo;
+use wire::api::message::{Message, Watermark};
+use wire::error::{ErrorBody, ErrorCode};
+use wire::protocol::{ClientFrame, ResumePoint, ServerFrame, WS_PATH};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Error codes of a refused send that are worth retrying (the send stays pending); the
-/// server's codes as listed in `docs/PROTOCOL.md`.
-const TRANSIENT_CODES: &[&str] = &["unavailable", "internal", "rate_limited"];
 
 /// How the connection behaves.
 #[derive(Debug, Clone)]
@@ -131,7 +128,7 @@ pub enum Event {
     /// The server refused a frame that was not a send (sends fail their own call).
     Error {
         /// Machine-readable code.
-        code: String,
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
     },
@@ -657,7 +654,7 @@ impl Driver {
                 client_msg_id: Some(client_msg_id),
                 ..
             } => {
-                if !TRANSIENT_CODES.contains(&code.as_str()) {
+                if !code.is_transient() {
                     let key = self
                         .pending
                         .iter()
@@ -716,7 +713,7 @@ async fn connect(client: &Client) -> Result<Socket> {
                 .map_err(|_| Error::Decode("access token is not a header value".to_owned()))?,
         );
         let config =
-            WebSocketConfig::default().max_message_size(Some(common::protocol::MAX_FRAME_BYTES));
+            WebSocketConfig::default().max_message_size(Some(wire::protocol::MAX_FRAME_BYTES));
         match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
             Ok((socket, _)) => return Ok(socket),
             Err(tungstenite::Error::Http(response))
@@ -731,8 +728,12 @@ async fn connect(client: &Client) -> Result<Socket> {
                     .as_deref()
                     .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or_else(|| {
-                        common::error::ErrorBody::new(
-                            "upgrade_refused",
+                        ErrorBody::new(
+                            if status.is_server_error() {
+                                ErrorCode::Internal
+                            } else {
+                                ErrorCode::BadRequest
+                            },
                             format!("the server refused the WebSocket upgrade with {status}"),
                         )
                     });

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use common::config::{CommonArgs, parse_listen};
+use service_kit::config::{CommonArgs, parse_listen};
 
 /// Every gateway setting.
 #[derive(Debug, Clone, clap::Parser)]

@@ -29,7 +29,7 @@ pub use state::{AppState, Upstreams, WsUpstream};
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.limits().cors_origins);
     let public = Router::new()
-        .route(common::protocol::WS_PATH, get(routes::ws::upgrade))
+        .route(wire::protocol::WS_PATH, get(routes::ws::upgrade))
         .route("/openapi.json", get(routes::openapi::document))
         .route("/readyz", get(routes::health::ready))
         .fallback(routes::proxy::forward)
@@ -40,9 +40,9 @@ pub fn app(state: AppState) -> Router {
         .layer(cors)
         .with_state(state);
     let router = Router::new()
-        .merge(common::telemetry::health_routes())
+        .merge(service_kit::telemetry::health_routes())
         .merge(public);
-    common::telemetry::service_layers(router, "gateway")
+    service_kit::telemetry::service_layers(router, "gateway")
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
@@ -68,6 +68,6 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
         .expose_headers([
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
-            common::telemetry::REQUEST_ID.clone(),
+            service_kit::telemetry::REQUEST_ID.clone(),
         ])
 }

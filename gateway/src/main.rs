@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use common::client::{ServiceClient, default_http_client};
-use common::token::TokenVerifier;
 use gateway::{AppState, Settings, Upstreams, WsUpstream};
+use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::token::TokenVerifier;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.common.log_format);
+    service_kit::telemetry::init_tracing(settings.common.log_format);
 
     let http = default_http_client();
     let credential = settings.common.service_token.clone();
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         &settings.common.token_issuer,
         &settings.common.token_audience,
     );
-    common::jwks::spawn_refresh(
+    service_kit::jwks::spawn_refresh(
         verifier.clone(),
         upstreams.auth.clone(),
         Duration::from_secs(300),
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(common::shutdown::signal())
+    .with_graceful_shutdown(service_kit::shutdown::signal())
     .await
     .context("server error")
 }

@@ -1,6 +1,7 @@
 //! Per-client-IP request rate limiting (GCRA via `governor`), answering 429 with
 //! `Retry-After`.
 
+use service_kit::error::ErrorCode;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 
@@ -8,9 +9,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use service_kit::error::ApiError;
 
 use crate::state::AppState;
 
@@ -79,7 +80,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         metrics::counter!("gateway_rate_limited_total").increment(1);
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests; slow down",
         )
         .with_retry_after(wait.max(1))

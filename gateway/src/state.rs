@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use common::api::wsmanager::HandlerInfo;
-use common::client::{ClientError, ServiceClient};
-use common::token::TokenVerifier;
+use service_kit::client::{ClientError, ServiceClient};
+use service_kit::token::TokenVerifier;
+use wire::api::wsmanager::{HandlerInfo, LiveHandlers};
 
 use crate::config::Limits;
 use crate::ratelimit::IpRateLimiter;
@@ -107,7 +107,7 @@ impl AppState {
         {
             return Ok(handlers.clone());
         }
-        let mut handlers: Vec<HandlerInfo> = ws_manager.get("/internal/handlers").await?;
+        let mut handlers = ws_manager.call::<LiveHandlers>((), ()).await?;
         handlers.sort_by_key(|h| h.connections);
         *self.lock_handlers() = Some((Instant::now(), handlers.clone()));
         Ok(handlers)

@@ -10,14 +10,14 @@ use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use common::api::wsmanager::HandlerInfo;
-use common::client::{ServiceClient, default_http_client};
-use common::error::ErrorBody;
-use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use futures::{SinkExt, StreamExt};
 use gateway::{AppState, Limits, Upstreams, WsUpstream};
+use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::error::ErrorBody;
+use service_kit::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use tower::ServiceExt;
 use uuid::Uuid;
+use wire::api::wsmanager::HandlerInfo;
 
 /// Records the headers of every request an upstream receives and echoes its path.
 #[derive(Clone, Default)]
@@ -110,6 +110,8 @@ fn error_code(json: &serde_json::Value) -> String {
         .expect("uniform error body")
         .error
         .code
+        .as_str()
+        .to_owned()
 }
 
 #[tokio::test]

@@ -15,9 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::api::auth::PublicProfile;
-use common::api::matching::{InterestMode, MatchInfo};
-use common::domain::{Gender, MAX_AGE, MIN_AGE};
 use matching_service::rules::{Criteria, Ticket, from_millis, millis, relaxed, shared_interests};
 use matching_service::store::conformance::Rng;
 use matching_service::store::memory::MemoryQueueStore;
@@ -25,6 +22,9 @@ use matching_service::store::redis::RedisQueueStore;
 use matching_service::store::{Claim, Confirmation, QueueStore, SearchLimits};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::matching::{InterestMode, MatchInfo};
+use wire::domain::{Gender, MAX_AGE, MIN_AGE};
 
 /// Searches (and joins) in flight at once, as a sweep runs them (`sweep_concurrency`).
 const CONCURRENCY: usize = 16;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::config::CommonArgs;
+use service_kit::config::CommonArgs;
 
 use crate::store::SearchLimits;
 
@@ -16,7 +16,7 @@ use crate::store::SearchLimits;
 )]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "MATCHING_LISTEN", default_value = "127.0.0.1:8083", value_parser = common::config::parse_listen)]
+    #[arg(long, env = "MATCHING_LISTEN", default_value = "127.0.0.1:8083", value_parser = service_kit::config::parse_listen)]
     pub listen: SocketAddr,
 
     /// Redis URL of the shared queue (e.g. `redis://127.0.0.1:6379`); unset keeps the queue

@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::client::ClientError;
-use common::error::ApiError;
+use service_kit::client::ClientError;
+use service_kit::error::{ApiError, ErrorCode};
 
 use crate::store::StoreError;
 
@@ -16,7 +16,7 @@ pub enum MatchError {
         /// The request field.
         field: &'static str,
         /// Machine-readable code, e.g. `invalid_age_range`.
-        code: &'static str,
+        code: ErrorCode,
         /// Human-readable explanation.
         message: String,
     },
@@ -33,7 +33,7 @@ pub enum MatchError {
 
 impl MatchError {
     /// A 422 about `field`.
-    pub fn validation(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: &'static str, code: ErrorCode, message: impl Into<String>) -> Self {
         MatchError::Validation {
             field,
             code,
@@ -57,18 +57,18 @@ impl MatchError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MatchError::Validation { code, .. } => code,
+            MatchError::Validation { code, .. } => *code,
             MatchError::Peer(err) => match err {
                 ClientError::Api { status, body, .. } if status.is_client_error() => {
-                    &body.error.code
+                    body.error.code
                 }
-                ClientError::Decode { .. } => "internal",
-                _ => "backend_unavailable",
+                ClientError::Decode { .. } => ErrorCode::Internal,
+                _ => ErrorCode::BackendUnavailable,
             },
-            MatchError::Unavailable(_) => "backend_unavailable",
-            MatchError::Internal(_) => "internal",
+            MatchError::Unavailable(_) => ErrorCode::BackendUnavailable,
+            MatchError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

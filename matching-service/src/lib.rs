@@ -39,12 +39,12 @@ pub fn app(state: AppState) -> Router {
     let routes = routes::router()
         .route("/readyz", get(readyz))
         .with_state(state);
-    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
+    service_kit::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz
 ///
 /// Ready when the queue backend answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    common::telemetry::readiness(state.store().ping().await.map_err(|e| e.to_string()))
+    service_kit::telemetry::readiness(state.store().ping().await.map_err(|e| e.to_string()))
 }

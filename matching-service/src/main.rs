@@ -7,7 +7,7 @@ use matching_service::{AppState, Settings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.common.log_format);
+    service_kit::telemetry::init_tracing(settings.common.log_format);
     let state = AppState::from_settings(&settings).await?;
     matching_service::spawn_matcher(state.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "matching-service listening");
     axum::serve(listener, matching_service::app(state))
-        .with_graceful_shutdown(common::shutdown::signal())
+        .with_graceful_shutdown(service_kit::shutdown::signal())
         .await
         .context("serving")
 }

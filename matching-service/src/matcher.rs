@@ -2,24 +2,27 @@
 //! pair into a match — chat creation at message-service, confirmation in the store, the
 //! `matched` event through ws-manager — plus the background matcher loop.
 
+use service_kit::error::ErrorCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
-use common::api::auth::MatchingProfile;
-use common::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState, QueueStatus};
-use common::api::message::{Chat, CreateChatRequest, EndChatRequest, UserBlocks};
-use common::api::wsmanager::{DeliverRequest, DeliverResponse};
-use common::domain::{MAX_AGE, MIN_AGE, normalize_interests};
-use common::protocol::ServerFrame;
 use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+use wire::api::auth::{GetMatchingProfile, MatchingProfile};
+use wire::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState, QueueStatus};
+use wire::api::message::{
+    Chat, CreateChat, CreateChatRequest, EndChatInternal, EndChatRequest, GetChatInternal,
+    GetUserBlocks, UserChats, UserChatsQuery,
+};
+use wire::api::wsmanager::{Deliver, DeliverRequest};
+use wire::domain::{MAX_AGE, MIN_AGE, normalize_interests};
+use wire::protocol::ServerFrame;
 
 use crate::error::MatchError;
 use crate::rules::{
-    Criteria, DEFAULT_WIDEN_EVERY_SECS, MAX_FALLBACK_AFTER_SECS, MAX_WIDEN_EVERY_SECS, Ticket,
-    relaxed, shared_interests,
+    Criteria, MAX_FALLBACK_AFTER_SECS, MAX_WIDEN_EVERY_SECS, Ticket, relaxed, shared_interests,
 };
 use crate::state::AppState;
 use crate::store::{Claim, Confirmation};
@@ -32,7 +35,7 @@ fn age_field(field: &'static str, age: Option<u8>) -> Result<(), MatchError> {
     match age {
         Some(a) if !(MIN_AGE..=MAX_AGE).contains(&a) => Err(MatchError::validation(
             field,
-            "age_out_of_range",
+            ErrorCode::AgeOutOfRange,
             format!("ages must be between {MIN_AGE} and {MAX_AGE}"),
         )),
         _ => Ok(()),
@@ -48,14 +51,17 @@ pub fn validate_request(req: &JoinQueueRequest) -> Result<Option<Vec<String>>, M
     {
         return Err(MatchError::validation(
             "min_age",
-            "invalid_age_range",
+            ErrorCode::InvalidAgeRange,
             "min_age must not be above max_age",
         ));
     }
-    if req.age_widen_years > MAX_AGE - MIN_AGE {
+    if req
+        .age_widen_years
+        .is_some_and(|years| years > MAX_AGE - MIN_AGE)
+    {
         return Err(MatchError::validation(
             "age_widen_years",
-            "invalid_age_widen",
+            ErrorCode::InvalidAgeWiden,
             format!("age_widen_years must be at most {}", MAX_AGE - MIN_AGE),
         ));
     }
@@ -64,7 +70,7 @@ pub fn validate_request(req: &JoinQueueRequest) -> Result<Option<Vec<String>>, M
     {
         return Err(MatchError::validation(
             "widen_every_secs",
-            "invalid_widen_every",
+            ErrorCode::InvalidWidenEvery,
             format!("widen_every_secs must be between 1 and {MAX_WIDEN_EVERY_SECS}"),
         ));
     }
@@ -74,7 +80,7 @@ pub fn validate_request(req: &JoinQueueRequest) -> Result<Option<Vec<String>>, M
     {
         return Err(MatchError::validation(
             "fallback_after_secs",
-            "invalid_fallback",
+            ErrorCode::InvalidFallback,
             format!("fallback_after_secs must be at most {MAX_FALLBACK_AFTER_SECS}"),
         ));
     }
@@ -103,7 +109,7 @@ pub fn criteria_for(req: &JoinQueueRequest, who: &MatchingProfile) -> Result<Cri
         };
         return Err(MatchError::validation(
             field,
-            "invalid_age_range",
+            ErrorCode::InvalidAgeRange,
             "min_age must not be above max_age (saved preferences fill absent fields)",
         ));
     }
@@ -112,10 +118,12 @@ pub fn criteria_for(req: &JoinQueueRequest, who: &MatchingProfile) -> Result<Cri
         None if !prefs.interests.is_empty() => prefs.interests.clone(),
         None => who.profile.interests.clone(),
     };
-    if req.interest_mode == InterestMode::Required && interests.is_empty() {
+    // Absent fields come from the saved preferences.
+    let interest_mode = req.interest_mode.unwrap_or(prefs.interest_mode);
+    if interest_mode == InterestMode::Required && interests.is_empty() {
         return Err(MatchError::validation(
             "interests",
-            "interests_required",
+            ErrorCode::InterestsRequired,
             "required interests need at least one interest",
         ));
     }
@@ -124,10 +132,19 @@ pub fn criteria_for(req: &JoinQueueRequest, who: &MatchingProfile) -> Result<Cri
         min_age,
         max_age,
         interests,
-        interest_mode: req.interest_mode,
-        age_widen_years: req.age_widen_years,
-        widen_every_secs: req.widen_every_secs.unwrap_or(DEFAULT_WIDEN_EVERY_SECS),
-        fallback_after_secs: req.fallback_after_secs,
+        interest_mode,
+        age_widen_years: req
+            .age_widen_years
+            .unwrap_or(prefs.age_widen_years)
+            .min(MAX_AGE - MIN_AGE),
+        widen_every_secs: req
+            .widen_every_secs
+            .unwrap_or(prefs.widen_every_secs)
+            .clamp(1, MAX_WIDEN_EVERY_SECS),
+        fallback_after_secs: req
+            .fallback_after_secs
+            .or(prefs.fallback_after_secs)
+            .map(|secs| secs.min(MAX_FALLBACK_AFTER_SECS)),
     })
 }
 
@@ -140,25 +157,20 @@ pub async fn join(
 ) -> Result<QueueStatus, MatchError> {
     validate_request(req)?;
     let peers = state.peers();
-    let who: MatchingProfile = peers.auth.get(&format!("/internal/users/{user}")).await?;
+    let who = peers.auth.call::<GetMatchingProfile>(user, ()).await?;
     let criteria = criteria_for(req, &who)?;
-    let active: Vec<Chat> = peers
-        .message
-        .get(&format!("/internal/users/{user}/chats?active=true"))
-        .await?;
+    let active_only = UserChatsQuery {
+        active: true,
+        limit: None,
+    };
+    let active = peers.message.call::<UserChats>(user, active_only).await?;
     for chat in active {
-        let _: Chat = peers
+        peers
             .message
-            .post(
-                &format!("/internal/chats/{}/end", chat.id),
-                &EndChatRequest { user_id: user },
-            )
+            .call::<EndChatInternal>(chat.id, EndChatRequest { user_id: user })
             .await?;
     }
-    let blocks: UserBlocks = peers
-        .message
-        .get(&format!("/internal/users/{user}/blocks"))
-        .await?;
+    let blocks = peers.message.call::<GetUserBlocks>(user, ()).await?;
     let mut blocked: Vec<Uuid> = blocks
         .blocked
         .into_iter()
@@ -228,7 +240,7 @@ pub async fn status(state: &AppState, user: Uuid) -> Result<QueueStatus, MatchEr
     match state
         .peers()
         .message
-        .get::<Chat>(&format!("/internal/chats/{}", info.chat_id))
+        .call::<GetChatInternal>(info.chat_id, ())
         .await
     {
         Ok(chat) if chat.ended_at.is_some() => Ok(idle),
@@ -314,13 +326,10 @@ async fn release(
 }
 
 async fn end_chat(state: &AppState, chat_id: Uuid, by: Uuid) {
-    let result: Result<Chat, _> = state
+    let result = state
         .peers()
         .message
-        .post(
-            &format!("/internal/chats/{chat_id}/end"),
-            &EndChatRequest { user_id: by },
-        )
+        .call::<EndChatInternal>(chat_id, EndChatRequest { user_id: by })
         .await;
     if let Err(err) = result {
         tracing::warn!(error = %err, %chat_id, "cannot end the chat of an abandoned match");
@@ -333,11 +342,7 @@ async fn deliver(state: &AppState, user: Uuid, info: MatchInfo) {
         event: ServerFrame::Matched { info },
         except_connection: None,
     };
-    let result: Result<DeliverResponse, _> = state
-        .peers()
-        .ws_manager
-        .post("/internal/deliver", &request)
-        .await;
+    let result = state.peers().ws_manager.call::<Deliver>((), request).await;
     if let Err(err) = result {
         // The status endpoint still shows the match.
         tracing::warn!(error = %err, %user, "cannot deliver the matched event");
@@ -353,14 +358,12 @@ async fn commit(
         match_id: claim.match_id,
         participants: vec![claim.seeker.profile.clone(), claim.partner.profile.clone()],
     };
-    let chat: Chat = match state
-        .peers()
-        .message
-        .post("/internal/chats", &request)
-        .await
-    {
+    let chat: Chat = match state.peers().message.call::<CreateChat>((), request).await {
         Ok(chat) => chat,
-        Err(err) if err.status() == Some(StatusCode::CONFLICT) && err.code() == Some("blocked") => {
+        Err(err)
+            if err.status() == Some(StatusCode::CONFLICT)
+                && err.code() == Some(ErrorCode::Blocked) =>
+        {
             metrics::counter!("matching_blocked_at_commit_total").increment(1);
             return release(state, claim, true, now).await;
         }

@@ -9,7 +9,7 @@ use crate::routes::queue;
 #[derive(OpenApi)]
 #[openapi(
     paths(queue::join, queue::status, queue::leave),
-    components(schemas(common::error::ErrorBody, common::error::ErrorDetail)),
+    components(schemas(service_kit::error::ErrorBody, service_kit::error::ErrorDetail)),
     modifiers(&BearerAuth),
     tags((name = "queue", description = "The waiting queue and matches"))
 )]

@@ -2,12 +2,12 @@
 //! are compatible. Every backend applies exactly these functions (the Redis Lua scripts
 //! mirror them line for line).
 
-use common::api::auth::PublicProfile;
-use common::api::matching::{CriteriaInForce, InterestMode, RelaxedCriterion};
-use common::domain::{Gender, MAX_AGE, MIN_AGE};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::matching::{CriteriaInForce, InterestMode, RelaxedCriterion};
+use wire::domain::{Gender, MAX_AGE, MIN_AGE};
 
 /// Default seconds of waiting per year of age widening.
 pub const DEFAULT_WIDEN_EVERY_SECS: u32 = 10;

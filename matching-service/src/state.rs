@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
-use common::auth::ServiceCredential;
-use common::client::{ServiceClient, default_http_client};
-use common::token::TokenVerifier;
+use service_kit::auth::ServiceCredential;
+use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::token::TokenVerifier;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
@@ -135,7 +135,7 @@ impl AppState {
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let store: Arc<dyn QueueStore> = match &settings.redis_url {
             Some(url) => {
-                let store = common::telemetry::retry_until_ok("Redis", || {
+                let store = service_kit::telemetry::retry_until_ok("Redis", || {
                     RedisQueueStore::connect(url, &settings.key_prefix, settings.search_limits())
                 })
                 .await;
@@ -163,7 +163,7 @@ impl AppState {
             &settings.common.token_issuer,
             &settings.common.token_audience,
         );
-        common::jwks::spawn_refresh(
+        service_kit::jwks::spawn_refresh(
             verifier.clone(),
             peers.auth.clone(),
             Duration::from_secs(300),

@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use common::testing::{backend_url, unique_name};
 use matching_service::store::memory::MemoryQueueStore;
 use matching_service::store::redis::RedisQueueStore;
 use matching_service::store::{QueueStore, SearchLimits, conformance};
+use test_support::{backend_url, unique_name};
 
 /// Two handles on one fresh memory queue (one instance, two callers).
 fn on_memory() -> Vec<Arc<dyn QueueStore>> {

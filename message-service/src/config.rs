@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::config::CommonArgs;
+use service_kit::config::CommonArgs;
 
 /// message-service settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -14,7 +14,7 @@ use common::config::CommonArgs;
 )]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "MESSAGE_LISTEN", default_value = "127.0.0.1:8082", value_parser = common::config::parse_listen)]
+    #[arg(long, env = "MESSAGE_LISTEN", default_value = "127.0.0.1:8082", value_parser = service_kit::config::parse_listen)]
     pub listen: SocketAddr,
 
     /// Database: a `sqlite:` URL (embedded) or a `mongodb://` / `mongodb+srv://` URL.

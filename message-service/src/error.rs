@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::api::message::TextError;
-use common::error::ApiError;
+use service_kit::error::{ApiError, ErrorCode};
+use wire::api::message::TextError;
 
 use crate::store::StoreError;
 
@@ -16,7 +16,7 @@ pub enum MessageError {
         /// The request field.
         field: String,
         /// Machine-readable code, e.g. `text_too_long`.
-        code: &'static str,
+        code: ErrorCode,
         /// Human-readable explanation.
         message: String,
     },
@@ -46,7 +46,7 @@ pub enum MessageError {
 
 impl MessageError {
     /// A 422 about `field`.
-    pub fn validation(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn validation(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         MessageError::Validation {
             field: field.to_owned(),
             code,
@@ -67,15 +67,15 @@ impl MessageError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MessageError::Validation { code, .. } => code,
-            MessageError::ChatNotFound => "chat_not_found",
-            MessageError::ChatEnded => "chat_ended",
-            MessageError::Blocked => "blocked",
-            MessageError::TooManyReports { .. } => "too_many_reports",
-            MessageError::Unavailable(_) => "backend_unavailable",
-            MessageError::Internal(_) => "internal",
+            MessageError::Validation { code, .. } => *code,
+            MessageError::ChatNotFound => ErrorCode::ChatNotFound,
+            MessageError::ChatEnded => ErrorCode::ChatEnded,
+            MessageError::Blocked => ErrorCode::Blocked,
+            MessageError::TooManyReports { .. } => ErrorCode::TooManyReports,
+            MessageError::Unavailable(_) => ErrorCode::BackendUnavailable,
+            MessageError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -135,7 +135,7 @@ mod tests {
     fn text_errors_name_their_field_and_code() {
         let err = MessageError::from(TextError::TooLong);
         assert_eq!(err.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(err.code(), "text_too_long");
+        assert_eq!(err.code(), ErrorCode::TextTooLong);
         let api = ApiError::from(MessageError::from(TextError::ClientMsgIdInvalid));
         assert_eq!(api.body.error.field.as_deref(), Some("client_msg_id"));
     }
@@ -144,6 +144,6 @@ mod tests {
     fn an_outage_is_a_503_with_the_uniform_code() {
         let api = ApiError::from(MessageError::from(StoreError::Unavailable("down".into())));
         assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(api.code(), "backend_unavailable");
+        assert_eq!(api.code(), ErrorCode::BackendUnavailable);
     }
 }

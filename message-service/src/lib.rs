@@ -59,7 +59,7 @@ pub fn app(state: AppState) -> Router {
     let routes = routes::router()
         .route("/readyz", get(readyz))
         .with_state(state);
-    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
+    service_kit::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz
@@ -71,5 +71,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .ping()
         .await
         .map_err(|e| format!("store: {e}"));
-    common::telemetry::readiness(store)
+    service_kit::telemetry::readiness(store)
 }

@@ -1,9 +1,9 @@
 //! Pushing `chat_ended` to a chat's participants through ws-manager (best effort).
 
-use common::api::message::Chat;
-use common::api::wsmanager::{DeliverRequest, DeliverResponse};
-use common::client::ServiceClient;
-use common::protocol::ServerFrame;
+use service_kit::client::ServiceClient;
+use wire::api::message::Chat;
+use wire::api::wsmanager::{Deliver, DeliverRequest};
+use wire::protocol::ServerFrame;
 
 /// Tells every participant's connections that `chat` ended. Failures are logged, never
 /// returned: the chat has ended whether or not the push reaches anyone, and clients see it
@@ -24,10 +24,7 @@ pub async fn chat_ended(notifier: Option<&ServiceClient>, chat: &Chat) {
         },
         except_connection: None,
     };
-    match notifier
-        .post::<_, DeliverResponse>("/internal/deliver", &request)
-        .await
-    {
+    match notifier.call::<Deliver>((), request).await {
         Ok(answer) => {
             tracing::debug!(chat_id = %chat.id, routed = answer.routed, "chat_ended pushed");
         }

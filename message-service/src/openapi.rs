@@ -19,9 +19,9 @@ use crate::routes::{blocks, chats, reports};
         reports::report,
     ),
     components(schemas(
-        common::error::ErrorBody,
-        common::error::ErrorDetail,
-        common::api::auth::PublicProfile,
+        service_kit::error::ErrorBody,
+        service_kit::error::ErrorDetail,
+        wire::api::auth::PublicProfile,
     )),
     modifiers(&BearerAuth),
     tags(

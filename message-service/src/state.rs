@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::FromRef;
-use common::api::message::Chat;
-use common::auth::ServiceCredential;
-use common::client::ServiceClient;
-use common::token::TokenVerifier;
+use service_kit::auth::ServiceCredential;
+use service_kit::client::ServiceClient;
+use service_kit::token::TokenVerifier;
+use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
 use crate::store::MessageStore;
@@ -22,7 +22,7 @@ pub async fn store_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn 
         let store = MongoMessageStore::connect(&settings.database_url, &settings.mongodb_database)
             .await
             .context("configuring the MongoDB client")?;
-        common::telemetry::retry_until_ok("MongoDB indexes", || store.ensure_indexes()).await;
+        service_kit::telemetry::retry_until_ok("MongoDB indexes", || store.ensure_indexes()).await;
         Ok(Arc::new(store))
     } else {
         let store = SqliteMessageStore::open(&settings.database_url)
@@ -76,9 +76,9 @@ impl AppState {
             &settings.common.token_issuer,
             &settings.common.token_audience,
         );
-        let http = common::client::default_http_client();
+        let http = service_kit::client::default_http_client();
         let auth = ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None);
-        common::jwks::spawn_refresh(
+        service_kit::jwks::spawn_refresh(
             verifier.clone(),
             auth,
             std::time::Duration::from_secs(settings.jwks_refresh_secs.max(1)),

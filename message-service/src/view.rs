@@ -1,10 +1,10 @@
 //! What callers see: a message's status from the caller's side, and chat summaries.
 
-use common::api::message::{
-    ChatSummary, DeliveryState, Message, MessageStatus, MessageView, Watermark,
-};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::message::{
+    ChatSummary, DeliveryState, Message, MessageStatus, MessageView, Watermark,
+};
 
 use crate::error::MessageError;
 use crate::store::{MarkKind, MessageStore, StoredChat, WatermarkMark};

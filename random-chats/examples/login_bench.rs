@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use client_sdk::Client;
 use client_sdk::api::auth::SignupRequest;
-use common::domain::Gender;
 use random_chats::{Platform, PlatformConfig};
+use wire::domain::Gender;
 
 const PASSWORD: &str = "correct horse battery";
 

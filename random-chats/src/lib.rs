@@ -2,7 +2,7 @@
 //! in-process, on the embedded backends.
 //!
 //! Services hand requests to each other's routers directly
-//! ([`common::client::ServiceClient::in_process`]), share one access-token verifier and one
+//! ([`service_kit::client::ServiceClient::in_process`]), share one access-token verifier and one
 //! in-process relay bus, and keep their data in SQLite files under a data directory (or in
 //! memory). Only the gateway listens on a socket, exactly as in the distributed form: clients
 //! cannot tell the two apart.
@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use common::auth::ServiceCredential;
-use common::client::ServiceClient;
-use common::relay::RelayBus;
-use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
+use service_kit::auth::ServiceCredential;
+use service_kit::client::ServiceClient;
+use service_kit::relay::RelayBus;
+use service_kit::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

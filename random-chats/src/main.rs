@@ -12,7 +12,7 @@ use random_chats::{Platform, PlatformConfig};
 #[command(version, about)]
 struct Settings {
     /// Address of the gateway, the platform's one listener.
-    #[arg(long, env = "RC_LISTEN", default_value = "127.0.0.1:8080", value_parser = common::config::parse_listen)]
+    #[arg(long, env = "RC_LISTEN", default_value = "127.0.0.1:8080", value_parser = service_kit::config::parse_listen)]
     listen: SocketAddr,
 
     /// Directory of the SQLite databases and the token signing key.
@@ -24,8 +24,8 @@ struct Settings {
     in_memory: bool,
 
     /// Log format: `pretty` or `json`.
-    #[arg(long, env = "RC_LOG_FORMAT", value_enum, default_value_t = common::telemetry::LogFormat::Pretty)]
-    log_format: common::telemetry::LogFormat,
+    #[arg(long, env = "RC_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
+    log_format: service_kit::telemetry::LogFormat,
 
     /// Gateway request limits and CORS.
     #[command(flatten)]
@@ -35,7 +35,7 @@ struct Settings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.log_format);
+    service_kit::telemetry::init_tracing(settings.log_format);
     let mut config = PlatformConfig::new(
         settings.listen,
         (!settings.in_memory).then(|| settings.data_dir.clone()),
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tokio::select! {
         result = platform.wait() => result?,
-        () = common::shutdown::signal() => {
+        () = service_kit::shutdown::signal() => {
             println!("stopping");
             platform.shutdown().await;
         }

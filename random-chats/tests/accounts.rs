@@ -8,11 +8,11 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use client_sdk::Client;
 use client_sdk::api::auth::{Preferences, SignupRequest, UpdateProfileRequest};
-use common::domain::Gender;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use random_chats::{Platform, PlatformConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use wire::domain::Gender;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -26,7 +26,7 @@ struct TestPlatform {
 
 impl TestPlatform {
     async fn start() -> Self {
-        let dir = std::env::temp_dir().join(common::testing::unique_name("rc_platform"));
+        let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
         let platform = Platform::start(config(&dir))
             .await
             .expect("platform starts");
@@ -170,6 +170,7 @@ async fn sign_up_log_in_refresh_edit_and_log_out() {
         min_age: 20,
         max_age: 35,
         interests: vec!["hiking".to_owned()],
+        ..Default::default()
     };
     assert_eq!(client.set_preferences(&wanted).await.unwrap(), wanted);
     assert_eq!(client.me().await.unwrap().preferences, wanted);
@@ -313,8 +314,8 @@ async fn refused_access_tokens_get_401_at_the_gateway() {
         .tokens;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let good = json!({
-        "iss": common::token::DEFAULT_ISSUER,
-        "aud": common::token::DEFAULT_AUDIENCE,
+        "iss": service_kit::token::DEFAULT_ISSUER,
+        "aud": service_kit::token::DEFAULT_AUDIENCE,
         "sub": tokens.user_id,
         "exp": now + 600,
         "iat": now,

@@ -63,7 +63,7 @@ async fn matched_pair(url: &str) -> (Client, Uuid, Client, Uuid, Connection, Con
     let topic = format!("rt-{}", &Uuid::new_v4().simple().to_string()[..8]);
     let join = JoinQueueRequest {
         interests: Some(vec![topic]),
-        interest_mode: InterestMode::Required,
+        interest_mode: Some(InterestMode::Required),
         ..JoinQueueRequest::default()
     };
     alice_client.join_queue(&join).await.unwrap();

@@ -22,13 +22,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::api::auth::PublicProfile;
-use common::domain::Gender;
-use common::protocol::{ClientFrame, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use support::{Backplane, Handler, Stack, raw_connect};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::domain::Gender;
+use wire::protocol::{ClientFrame, ServerFrame};
 use ws_handler::HandlerConfig;
 
 /// Open files a process may hold here; sockets per pair must fit well below it.

@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 
-use axum::http::Method;
-use common::api::wsmanager::{
-    ConnectionRef, HandlerConnections, HandlerHeartbeat, HeartbeatAck, UserConnection,
-};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
+use wire::api::wsmanager::{
+    ConnectionRef, HandlerConnections, HandlerHeartbeat, Heartbeat, ReplaceConnections,
+    UserConnection,
+};
 
 use crate::chats;
 use crate::state::AppState;
@@ -77,8 +77,7 @@ async fn beat(state: &AppState, must_resync: bool) -> bool {
         url: state.public_url().to_owned(),
         connections: state.connection_count() as u64,
     };
-    let path = format!("/internal/handlers/{}", state.handler_id());
-    let ack: HeartbeatAck = match ws_manager.call(Method::PUT, &path, Some(&body)).await {
+    let ack = match ws_manager.call::<Heartbeat>(state.handler_id(), body).await {
         Ok(ack) => ack,
         Err(err) => {
             tracing::warn!(error = %err, "heartbeat to ws-manager failed");
@@ -99,18 +98,14 @@ async fn beat(state: &AppState, must_resync: bool) -> bool {
 
 /// Sends the full connection list, then fixes up connections that opened or closed
 /// while it was on its way.
-async fn resync(state: &AppState) -> Result<(), common::client::ClientError> {
+async fn resync(state: &AppState) -> Result<(), service_kit::client::ClientError> {
     let ws_manager = &state.peers().ws_manager;
     let snapshot = state.connection_list();
-    let path = format!("/internal/handlers/{}/connections", state.handler_id());
+    let full = HandlerConnections {
+        connections: snapshot.clone(),
+    };
     ws_manager
-        .call_no_content(
-            Method::PUT,
-            &path,
-            Some(&HandlerConnections {
-                connections: snapshot.clone(),
-            }),
-        )
+        .call::<ReplaceConnections>(state.handler_id(), full)
         .await?;
     let before: HashSet<UserConnection> = snapshot.into_iter().collect();
     let now: HashSet<UserConnection> = state.connection_list().into_iter().collect();

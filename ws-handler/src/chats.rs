@@ -4,15 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use common::api::message::{
-    AppendMessageRequest, AppendMessageResponse, Chat, Message, Watermark, WatermarkUpdate,
-};
-use common::api::wsmanager::{
-    ConnectionCount, ConnectionRef, DeliverRequest, DeliverResponse, RegisterConnection,
-};
-use common::client::{ClientError, ServiceClient};
-use common::protocol::ServerFrame;
+use service_kit::client::{ClientError, ServiceClient};
 use uuid::Uuid;
+use wire::api::message::{
+    AdvanceWatermark, AppendMessage, AppendMessageRequest, AppendMessageResponse, Chat,
+    GetChatInternal, Message, MessagesAfter, MessagesAfterQuery, UserChats, UserChatsQuery,
+    Watermark, WatermarkUpdate,
+};
+use wire::api::wsmanager::{
+    ConnectionRef, Deliver, DeliverRequest, DeregisterConnection, RegisterConnection,
+    RegisterConnectionRequest, UserConnections,
+};
+use wire::protocol::ServerFrame;
 
 /// Most chats whose participants are remembered; the cache is emptied when it fills.
 const CACHE_CAPACITY: usize = 50_000;
@@ -48,7 +51,7 @@ impl ChatCache {
         if let Some(found) = self.lock().get(&chat_id) {
             return Ok(found.clone());
         }
-        let chat: Chat = message.get(&format!("/internal/chats/{chat_id}")).await?;
+        let chat = message.call::<GetChatInternal>(chat_id, ()).await?;
         self.remember(&chat);
         Ok(chat.participants)
     }
@@ -58,11 +61,9 @@ impl ChatCache {
 pub async fn append(
     message: &ServiceClient,
     chat_id: Uuid,
-    request: &AppendMessageRequest,
+    request: AppendMessageRequest,
 ) -> Result<AppendMessageResponse, ClientError> {
-    message
-        .post(&format!("/internal/chats/{chat_id}/messages"), request)
-        .await
+    message.call::<AppendMessage>(chat_id, request).await
 }
 
 /// `GET /internal/chats/{id}/messages?after=..&limit=..`.
@@ -72,22 +73,20 @@ pub async fn messages_after(
     after: u64,
     limit: u32,
 ) -> Result<Vec<Message>, ClientError> {
-    message
-        .get(&format!(
-            "/internal/chats/{chat_id}/messages?after={after}&limit={limit}"
-        ))
-        .await
+    let query = MessagesAfterQuery {
+        after: Some(after),
+        limit: Some(limit),
+    };
+    message.call::<MessagesAfter>(chat_id, query).await
 }
 
 /// `POST /internal/chats/{id}/watermarks`.
 pub async fn update_watermark(
     message: &ServiceClient,
     chat_id: Uuid,
-    update: &WatermarkUpdate,
+    update: WatermarkUpdate,
 ) -> Result<Watermark, ClientError> {
-    message
-        .post(&format!("/internal/chats/{chat_id}/watermarks"), update)
-        .await
+    message.call::<AdvanceWatermark>(chat_id, update).await
 }
 
 /// `GET /internal/users/{id}/chats?active=true`.
@@ -95,9 +94,11 @@ pub async fn active_chats(
     message: &ServiceClient,
     user_id: Uuid,
 ) -> Result<Vec<Chat>, ClientError> {
-    message
-        .get(&format!("/internal/users/{user_id}/chats?active=true"))
-        .await
+    let query = UserChatsQuery {
+        active: true,
+        limit: None,
+    };
+    message.call::<UserChats>(user_id, query).await
 }
 
 /// `POST /internal/connections`.
@@ -106,15 +107,11 @@ pub async fn register(
     user_id: Uuid,
     connection: ConnectionRef,
 ) -> Result<u32, ClientError> {
-    let count: ConnectionCount = ws_manager
-        .post(
-            "/internal/connections",
-            &RegisterConnection {
-                user_id,
-                connection,
-            },
-        )
-        .await?;
+    let request = RegisterConnectionRequest {
+        user_id,
+        connection,
+    };
+    let count = ws_manager.call::<RegisterConnection>((), request).await?;
     Ok(count.connections)
 }
 
@@ -124,12 +121,8 @@ pub async fn deregister(
     user_id: Uuid,
     connection_id: Uuid,
 ) -> Result<u32, ClientError> {
-    let count: ConnectionCount = ws_manager
-        .call::<(), _>(
-            axum::http::Method::DELETE,
-            &format!("/internal/connections/{user_id}/{connection_id}"),
-            None,
-        )
+    let count = ws_manager
+        .call::<DeregisterConnection>((user_id, connection_id), ())
         .await?;
     Ok(count.connections)
 }
@@ -139,9 +132,7 @@ pub async fn connections_of(
     ws_manager: &ServiceClient,
     user_id: Uuid,
 ) -> Result<Vec<ConnectionRef>, ClientError> {
-    ws_manager
-        .get(&format!("/internal/users/{user_id}/connections"))
-        .await
+    ws_manager.call::<UserConnections>(user_id, ()).await
 }
 
 /// `POST /internal/deliver`: push `event` to every live connection of `user_ids` but
@@ -161,10 +152,7 @@ pub async fn deliver(
         event,
         except_connection,
     };
-    if let Err(err) = ws_manager
-        .post::<_, DeliverResponse>("/internal/deliver", &request)
-        .await
-    {
+    if let Err(err) = ws_manager.call::<Deliver>((), request).await {
         tracing::warn!(error = %err, "cannot deliver an event");
     }
 }

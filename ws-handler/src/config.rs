@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::config::CommonArgs;
+use service_kit::config::CommonArgs;
 
 /// ws-handler settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -14,7 +14,7 @@ use common::config::CommonArgs;
 )]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(long, env = "WSH_LISTEN", default_value = "127.0.0.1:8090", value_parser = common::config::parse_listen)]
+    #[arg(long, env = "WSH_LISTEN", default_value = "127.0.0.1:8090", value_parser = service_kit::config::parse_listen)]
     pub listen: SocketAddr,
 
     /// Base URL the gateway reaches this instance at (default `http://<listen>`).

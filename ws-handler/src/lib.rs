@@ -39,7 +39,7 @@ pub fn app(state: AppState) -> Router {
     let routes = routes::router()
         .route("/readyz", get(readyz))
         .with_state(state);
-    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
+    service_kit::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz
@@ -54,5 +54,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         Ok(())
     };
-    common::telemetry::readiness(result)
+    service_kit::telemetry::readiness(result)
 }

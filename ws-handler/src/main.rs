@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use common::client::{ServiceClient, default_http_client};
-use common::relay::RelayBus;
-use common::token::TokenVerifier;
+use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::relay::RelayBus;
+use service_kit::token::TokenVerifier;
 use ws_handler::{AppState, Peers, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.common.log_format);
+    service_kit::telemetry::init_tracing(settings.common.log_format);
     let credential = settings.common.service_token.clone();
     let http = default_http_client();
     let client = |name: &'static str, url: &str| {
@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         &settings.common.token_issuer,
         &settings.common.token_audience,
     );
-    common::jwks::spawn_refresh(
+    service_kit::jwks::spawn_refresh(
         verifier.clone(),
         ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None),
         Duration::from_secs(300),
@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let draining = state.clone();
     axum::serve(listener, ws_handler::app(state))
         .with_graceful_shutdown(async move {
-            common::shutdown::signal().await;
+            service_kit::shutdown::signal().await;
             draining.shutdown().await;
         })
         .await

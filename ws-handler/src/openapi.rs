@@ -10,7 +10,7 @@ use crate::routes::ws;
 #[derive(OpenApi)]
 #[openapi(
     paths(ws::upgrade),
-    components(schemas(common::error::ErrorBody, common::error::ErrorDetail)),
+    components(schemas(service_kit::error::ErrorBody, service_kit::error::ErrorDetail)),
     modifiers(&BearerAuth),
     tags((name = "realtime", description = "The WebSocket event stream (docs/PROTOCOL.md)"))
 )]

@@ -1,10 +1,11 @@
 //! Presence: partners of a user's active chats learn when the user's first connection
 //! opens and the last one closes; a new connection learns its partners' presence.
 
-use common::api::message::Chat;
-use common::protocol::ServerFrame;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use wire::api::matching::DropTicket;
+use wire::api::message::Chat;
+use wire::protocol::ServerFrame;
 
 use crate::chats;
 use crate::session::Outbound;
@@ -88,7 +89,7 @@ pub async fn last_disconnected(state: &AppState, user_id: Uuid) {
         Err(err) => tracing::warn!(error = %err, "cannot list chats to announce going offline"),
     }
     if let Some(matching) = &peers.matching
-        && let Err(err) = matching.delete(&format!("/internal/queue/{user_id}")).await
+        && let Err(err) = matching.call::<DropTicket>(user_id, ()).await
     {
         tracing::warn!(error = %err, "cannot drop the queue ticket of a user who went offline");
     }

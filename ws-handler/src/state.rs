@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRef;
-use common::api::wsmanager::{RelayEnvelope, UserConnection};
-use common::client::ServiceClient;
-use common::relay::RelayBus;
-use common::token::TokenVerifier;
+use service_kit::client::ServiceClient;
+use service_kit::relay::RelayBus;
+use service_kit::token::TokenVerifier;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
+use wire::api::wsmanager::{RelayEnvelope, RemoveHandler, UserConnection};
 
 use crate::chats::ChatCache;
 use crate::config::HandlerConfig;
@@ -230,7 +230,7 @@ impl AppState {
                     tracing::info!(%connection_id, "slow consumer: outbound queue full; closing");
                     metrics::counter!("ws_slow_consumer_closes_total").increment(1);
                     connection.closer.close(
-                        common::protocol::close::SLOW_CONSUMER,
+                        wire::protocol::close::SLOW_CONSUMER,
                         "outbound queue overflow: the client is not reading",
                     );
                 }
@@ -251,7 +251,7 @@ impl AppState {
         );
         for connection in connections {
             connection.closer.close(
-                common::protocol::close::GOING_AWAY,
+                wire::protocol::close::GOING_AWAY,
                 "the server is shutting down; reconnect",
             );
         }
@@ -262,8 +262,12 @@ impl AppState {
         {
             tracing::warn!("some connections did not finish closing in time");
         }
-        let path = format!("/internal/handlers/{}", self.handler_id());
-        if let Err(err) = self.peers().ws_manager.delete(&path).await {
+        let left = self
+            .peers()
+            .ws_manager
+            .call::<RemoveHandler>(self.handler_id(), ())
+            .await;
+        if let Err(err) = left {
             tracing::warn!(error = %err, "cannot tell ws-manager this handler left");
         }
     }

@@ -8,12 +8,12 @@ mod support;
 use std::time::Duration;
 
 use client_sdk::Event;
-use common::protocol::{ClientFrame, ResumePoint, ServerFrame};
-use common::testing::backend_url;
 use support::{
     Backplane, Handler, RawClient, Stack, connect_avoiding, next_event, raw_connect, test_config,
 };
+use test_support::backend_url;
 use uuid::Uuid;
+use wire::protocol::{ClientFrame, ResumePoint, ServerFrame};
 
 /// Two handlers on Redis, both live.
 async fn two_handlers(redis: &str) -> (Stack, Handler, Handler) {

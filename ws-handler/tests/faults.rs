@@ -9,13 +9,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use client_sdk::{Ack, ConnectOptions, Connection, Event};
-use common::api::message::Message;
-use common::testing::backend_url;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use support::{Backplane, Stack, connect_avoiding, next_event, test_config, wait_until};
+use test_support::backend_url;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
+use wire::api::message::Message;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -292,7 +292,7 @@ async fn relay_and_registry_recover_by_themselves_after_a_redis_restart() {
         .is_err()
     {
         assert!(
-            !common::testing::backends_required(),
+            !test_support::backends_required(),
             "redis-server is not on PATH"
         );
         eprintln!("skipping: redis-server is not on PATH");

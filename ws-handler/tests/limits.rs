@@ -5,14 +5,15 @@
 mod support;
 
 use std::time::Duration;
+use wire::error::ErrorCode;
 
-use common::protocol::{ClientFrame, MAX_FRAME_BYTES, ServerFrame, close};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use support::{Backplane, Handshake, RawClient, Stack, raw_connect, test_config, ws_url};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
+use wire::protocol::{ClientFrame, MAX_FRAME_BYTES, ServerFrame, close};
 use ws_handler::HandlerConfig;
 
 async fn embedded() -> Stack {
@@ -56,9 +57,9 @@ async fn malformed_json_gets_an_error_and_the_connection_stays() {
         .open();
     hello(&mut client).await;
     for (text, expected) in [
-        ("{nope", "invalid_json"),
-        (r#"{"type":"shout"}"#, "unknown_type"),
-        (r#"{"type":"read","chat_id":"x"}"#, "invalid_frame"),
+        ("{nope", ErrorCode::InvalidJson),
+        (r#"{"type":"shout"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"read","chat_id":"x"}"#, ErrorCode::InvalidFrame),
     ] {
         client.send_text(text).await;
         let code = client
@@ -210,9 +211,9 @@ async fn no_or_a_bad_token_is_refused_with_401_before_the_upgrade() {
     let stack = embedded().await;
     let handler = stack.start_handler(test_config()).await;
     stack.wait_live(&[handler.id]).await;
-    let foreign = common::token::TokenSigner::generate(
-        common::token::DEFAULT_ISSUER,
-        common::token::DEFAULT_AUDIENCE,
+    let foreign = service_kit::token::TokenSigner::generate(
+        service_kit::token::DEFAULT_ISSUER,
+        service_kit::token::DEFAULT_AUDIENCE,
     )
     .sign(Uuid::new_v4(), Uuid::new_v4(), Duration::from_secs(60))
     .0;

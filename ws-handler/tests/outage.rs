@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use client_sdk::{ConnectOptions, Event};
-use common::client::ServiceClient;
+use service_kit::client::ServiceClient;
 use support::{Backplane, Stack, Task, next_event, test_config, wait_until};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -81,7 +81,7 @@ async fn a_send_refused_during_a_message_service_outage_is_resent_and_lands_once
     let proxy = Cuttable::start(&stack.message_url).await;
     let message = ServiceClient::http(
         "message-service",
-        common::client::default_http_client(),
+        service_kit::client::default_http_client(),
         &proxy.url,
         Some(stack.credential.clone()),
     );

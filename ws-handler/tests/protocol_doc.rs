@@ -1,7 +1,7 @@
 //! `docs/PROTOCOL.md` agrees with the code: every JSON example in it parses as the frame
 //! it shows, every frame type is shown, and the close codes it lists are the code's.
 
-use common::protocol::{ClientFrame, ServerFrame, close};
+use wire::protocol::{ClientFrame, ServerFrame, close};
 
 const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 
@@ -101,9 +101,9 @@ fn the_documented_close_codes_are_the_servers() {
 
 #[test]
 fn the_documented_frame_limit_is_the_servers() {
-    assert!(DOC.contains(&common::protocol::MAX_FRAME_BYTES.to_string()));
+    assert!(DOC.contains(&wire::protocol::MAX_FRAME_BYTES.to_string()));
     assert!(DOC.contains(&format!(
         "protocol version, {}",
-        common::protocol::PROTOCOL_VERSION
+        wire::protocol::PROTOCOL_VERSION
     )));
 }

@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use common::api::auth::PublicProfile;
-use common::domain::Gender;
-use common::protocol::{ClientFrame, ResumePoint, ServerFrame};
 use support::{Backplane, RawClient, Stack, raw_connect, test_config};
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::domain::Gender;
+use wire::protocol::{ClientFrame, ResumePoint, ServerFrame};
 
 fn profile(id: Uuid) -> PublicProfile {
     PublicProfile {

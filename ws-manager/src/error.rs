@@ -2,8 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
-use common::relay::RelayError;
+use service_kit::error::{ApiError, ErrorCode};
+use service_kit::relay::RelayError;
 
 use crate::store::StoreError;
 
@@ -37,11 +37,11 @@ impl ManagerError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ManagerError::Validation { .. } => "invalid_request",
-            ManagerError::Unavailable(_) => "backend_unavailable",
-            ManagerError::Internal(_) => "internal",
+            ManagerError::Validation { .. } => ErrorCode::InvalidRequest,
+            ManagerError::Unavailable(_) => ErrorCode::BackendUnavailable,
+            ManagerError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

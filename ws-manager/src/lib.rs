@@ -33,7 +33,7 @@ pub fn app(state: AppState) -> Router {
     let routes = routes::router()
         .route("/readyz", get(readyz))
         .with_state(state);
-    common::telemetry::service_app(routes, SERVICE, openapi::openapi())
+    service_kit::telemetry::service_app(routes, SERVICE, openapi::openapi())
 }
 
 /// GET /readyz
@@ -50,5 +50,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .ping()
         .await
         .map_err(|e| format!("relay: {e}"));
-    common::telemetry::readiness(store.and(relay))
+    service_kit::telemetry::readiness(store.and(relay))
 }

@@ -7,14 +7,14 @@ use ws_manager::{AppState, Settings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    common::telemetry::init_tracing(settings.common.log_format);
+    service_kit::telemetry::init_tracing(settings.common.log_format);
     let state = AppState::from_settings(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "ws-manager listening");
     axum::serve(listener, ws_manager::app(state))
-        .with_graceful_shutdown(common::shutdown::signal())
+        .with_graceful_shutdown(service_kit::shutdown::signal())
         .await
         .context("serving")
 }

@@ -1,5 +1,5 @@
 //! The OpenAPI description of the internal routes (all need the service credential in
-//! `x-rc-service-token`; bodies are the `common::api::wsmanager` types).
+//! `x-rc-service-token`; bodies are the `wire::api::wsmanager` types).
 
 use utoipa::OpenApi;
 
@@ -19,7 +19,7 @@ use crate::routes::{connections, deliver, handlers};
         handlers::live_handlers,
         deliver::deliver,
     ),
-    components(schemas(common::error::ErrorBody, common::error::ErrorDetail)),
+    components(schemas(service_kit::error::ErrorBody, service_kit::error::ErrorDetail)),
     tags((name = "internal", description = "Service-to-service endpoints"))
 )]
 struct ManagerApi;

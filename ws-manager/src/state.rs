@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::FromRef;
-use common::auth::ServiceCredential;
-use common::relay::RelayBus;
+use service_kit::auth::ServiceCredential;
+use service_kit::relay::RelayBus;
 
 use crate::config::{ManagerConfig, Settings};
 use crate::store::{ConnectionStore, MemoryStore, RedisStore};
@@ -48,7 +48,7 @@ impl AppState {
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let (store, relay): (Arc<dyn ConnectionStore>, RelayBus) = match &settings.redis_url {
             Some(url) => {
-                let store = common::telemetry::retry_until_ok("Redis registry", || {
+                let store = service_kit::telemetry::retry_until_ok("Redis registry", || {
                     RedisStore::connect(url, &settings.redis_prefix)
                 })
                 .await;

@@ -1,7 +1,7 @@
 //! The registry conformance suite on every backend: in memory always, Redis when
 //! `REDIS_URL` is set (under a fresh key prefix, deleted afterwards).
 
-use common::testing::{backend_url, unique_name};
+use test_support::{backend_url, unique_name};
 use ws_manager::store::{MemoryStore, RedisStore, conformance};
 
 #[tokio::test]

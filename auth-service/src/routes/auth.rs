@@ -4,14 +4,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::api::auth::{LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenPair};
-use common::auth::AuthUser;
-use common::domain::today_utc;
-use common::error::ErrorBody;
-use common::extract::Json;
 use secrecy::SecretString;
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::extract::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::{
+    Login, LoginRequest, Logout, Refresh, RefreshRequest, Signup, SignupRequest, SignupResponse,
+    TokenPair,
+};
+use wire::domain::today_utc;
+use wire::endpoint::Endpoint;
 
 use super::{ClientIp, begin_session, profile_of, token_pair};
 use crate::domain::{
@@ -29,10 +33,10 @@ const MAX_ACCOUNT_KEY: usize = 64;
 /// `/v1/auth/*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
+        .route(Signup::ROUTE, post(signup))
+        .route(Login::ROUTE, post(login))
+        .route(Refresh::ROUTE, post(refresh))
+        .route(Logout::ROUTE, post(logout))
 }
 
 /// POST /v1/auth/signup

@@ -3,11 +3,12 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use common::api::auth::{MatchingProfile, PublicProfile};
-use common::auth::ServiceCaller;
-use common::domain::today_utc;
-use common::extract::{Json, Path};
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::{Json, Path};
 use uuid::Uuid;
+use wire::api::auth::{GetMatchingProfile, GetPublicProfile, MatchingProfile, PublicProfile};
+use wire::domain::today_utc;
+use wire::endpoint::Endpoint;
 
 use super::public_profile_of;
 use crate::error::AuthError;
@@ -17,8 +18,8 @@ use crate::store::User;
 /// `/internal/users/*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/users/{id}", get(matching_profile))
-        .route("/internal/users/{id}/profile", get(public_profile))
+        .route(GetMatchingProfile::ROUTE, get(matching_profile))
+        .route(GetPublicProfile::ROUTE, get(public_profile))
 }
 
 async fn user(state: &AppState, id: Uuid) -> Result<User, AuthError> {

@@ -3,16 +3,18 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use common::api::auth::{
-    ChangePasswordRequest, Preferences, Profile, SessionInfo, UpdateProfileRequest,
-};
-use common::auth::AuthUser;
-use common::domain::today_utc;
-use common::error::ErrorBody;
-use common::extract::{Json, Path};
+use axum::routing::{delete, get, patch, post, put};
 use secrecy::SecretString;
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::extract::{Json, Path};
 use uuid::Uuid;
+use wire::api::auth::{
+    ChangePassword, ChangePasswordRequest, EndSession, GetMe, GetPreferences, ListSessions,
+    Preferences, Profile, SessionInfo, SetPreferences, UpdateMe, UpdateProfileRequest,
+};
+use wire::domain::today_utc;
+use wire::endpoint::Endpoint;
 
 use super::{ClientIp, profile_of};
 use crate::domain::{
@@ -25,14 +27,13 @@ use crate::store::{ProfileUpdate, User};
 /// `/v1/me*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/me", get(get_profile).patch(update_profile))
-        .route(
-            "/v1/me/preferences",
-            get(get_preferences).put(put_preferences),
-        )
-        .route("/v1/me/password", post(change_password))
-        .route("/v1/me/sessions", get(list_sessions))
-        .route("/v1/me/sessions/{id}", delete(end_session))
+        .route(GetMe::ROUTE, get(get_profile))
+        .route(UpdateMe::ROUTE, patch(update_profile))
+        .route(GetPreferences::ROUTE, get(get_preferences))
+        .route(SetPreferences::ROUTE, put(put_preferences))
+        .route(ChangePassword::ROUTE, post(change_password))
+        .route(ListSessions::ROUTE, get(list_sessions))
+        .route(EndSession::ROUTE, delete(end_session))
 }
 
 async fn current_user(state: &AppState, auth: &AuthUser) -> Result<User, AuthError> {

@@ -15,10 +15,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use common::api::auth::{Profile, PublicProfile, TokenPair};
-use common::domain::age_on;
 use time::Date;
 use uuid::Uuid;
+use wire::api::auth::{Profile, PublicProfile, TokenPair};
+use wire::domain::age_on;
 
 use crate::error::AuthError;
 use crate::refresh::RefreshToken;
@@ -79,6 +79,7 @@ pub(crate) fn profile_of(user: &User, today: Date) -> Profile {
         age: age_on(user.birth_date, today),
         interests: user.interests.clone(),
         preferences: user.preferences.clone(),
+        content_filter: Default::default(),
         created_at: user.created_at,
     }
 }

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use common::api::auth::Preferences;
-use common::domain::Gender;
 use time::OffsetDateTime;
 use time::macros::date;
 use uuid::Uuid;
+use wire::api::auth::Preferences;
+use wire::domain::Gender;
 
 use super::{ProfileUpdate, Session, SessionStore, StoreError, TokenHash, User, UserStore, now};
 
@@ -48,6 +48,7 @@ fn sample_user(username: &str) -> User {
             min_age: 21,
             max_age: 35,
             interests: vec!["rust".to_owned()],
+            ..Default::default()
         },
         created_at: at,
         updated_at: at,
@@ -155,6 +156,7 @@ async fn preferences_and_password_hash_are_replaced(store: &dyn UserStore) {
         min_age: 18,
         max_age: 120,
         interests: vec![],
+        ..Default::default()
     };
     assert!(
         store

@@ -14,10 +14,10 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::auth::Preferences;
-use common::domain::Gender;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+use wire::api::auth::Preferences;
+use wire::domain::Gender;
 
 /// How long a request waits for a database connection before answering 503: a backend
 /// that is down must fail requests fast rather than pile them up.
@@ -311,6 +311,7 @@ impl TryFrom<UserRow> for User {
                 min_age: u8::try_from(row.pref_min_age).map_err(|_| corrupt("min_age"))?,
                 max_age: u8::try_from(row.pref_max_age).map_err(|_| corrupt("max_age"))?,
                 interests: row.pref_interests.0,
+                ..Default::default()
             },
             username: row.username,
             password_hash: row.password_hash,

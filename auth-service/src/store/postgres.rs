@@ -4,11 +4,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::auth::Preferences;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::Preferences;
 
 use super::{ACQUIRE_TIMEOUT, ProfileUpdate, StoreError, User, UserRow, UserStore, user_columns};
 

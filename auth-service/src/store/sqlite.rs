@@ -4,13 +4,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::auth::Preferences;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::Preferences;
 
 use super::{
     ACQUIRE_TIMEOUT, ProfileUpdate, Session, SessionStore, StoreError, TokenHash, TokenLookup,

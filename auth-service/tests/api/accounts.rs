@@ -63,7 +63,7 @@ async fn validation_errors_name_the_field() {
         ),
         (
             "birth_date",
-            json!(format!("{}-01-01", common::domain::today_utc().year() - 17)),
+            json!(format!("{}-01-01", wire::domain::today_utc().year() - 17)),
             "too_young",
         ),
         ("interests", json!(["ok", ""]), "invalid_interest"),

@@ -10,12 +10,14 @@ use auth_service::{AppState, AuthConfig, Stores};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use common::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
-use common::testing::unique_name;
-use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKeyPem, TokenSigner, TokenVerifier};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
+use service_kit::token::{
+    DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKeyPem, TokenSigner, TokenVerifier,
+};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use test_support::unique_name;
 use tower::ServiceExt;
 
 /// Password of every account made by [`TestApp::signup_user`].

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::testing::backend_url;
+use test_support::backend_url;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 

@@ -1,7 +1,7 @@
 //! The account flow on the real backends: users in PostgreSQL, sessions in DynamoDB.
 
 use axum::http::StatusCode;
-use common::testing::backend_url;
+use test_support::backend_url;
 
 use crate::helpers::{PASSWORD, TestApp, username};
 

@@ -105,8 +105,8 @@ fn claims(app: &TestApp, user_id: &str, session_id: &str) -> serde_json::Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let _ = app;
     json!({
-        "iss": common::token::DEFAULT_ISSUER,
-        "aud": common::token::DEFAULT_AUDIENCE,
+        "iss": service_kit::token::DEFAULT_ISSUER,
+        "aud": service_kit::token::DEFAULT_AUDIENCE,
         "sub": user_id,
         "exp": now + 600,
         "iat": now,
@@ -185,9 +185,9 @@ async fn refused_access_tokens_are_401_on_get_me() {
     expired["exp"] = json!(now - 60);
     let mut wrong_typ = good.clone();
     wrong_typ["typ"] = json!("refresh");
-    let other_key = common::token::TokenSigner::generate(
-        common::token::DEFAULT_ISSUER,
-        common::token::DEFAULT_AUDIENCE,
+    let other_key = service_kit::token::TokenSigner::generate(
+        service_kit::token::DEFAULT_ISSUER,
+        service_kit::token::DEFAULT_AUDIENCE,
     )
     .sign(
         tokens.user_id.parse().unwrap(),

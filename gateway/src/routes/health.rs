@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use common::client::ServiceClient;
+use service_kit::client::ServiceClient;
 
 use crate::state::AppState;
 
@@ -18,7 +18,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             problems.push(err);
         }
     }
-    common::telemetry::readiness(if problems.is_empty() {
+    service_kit::telemetry::readiness(if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("; "))
@@ -27,7 +27,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 async fn healthy(client: &ServiceClient) -> Result<(), String> {
     client
-        .get::<serde_json::Value>("/healthz")
+        .get_json::<serde_json::Value>("/healthz")
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
+use service_kit::error::ApiError;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
 use crate::state::AppState;
@@ -33,7 +33,7 @@ async fn merged(state: &AppState) -> Result<OpenApi, ApiError> {
         .build();
     for client in [&upstreams.auth, &upstreams.message, &upstreams.matching] {
         let part: OpenApi = client
-            .get("/openapi.json")
+            .get_json("/openapi.json")
             .await
             .map_err(|e| e.into_api_error())?;
         doc.merge(part);

@@ -4,9 +4,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use common::auth::SERVICE_TOKEN_HEADER;
-use common::client::ServiceClient;
-use common::error::ApiError;
+use service_kit::auth::SERVICE_TOKEN_HEADER;
+use service_kit::client::ServiceClient;
+use service_kit::error::ApiError;
 
 use crate::state::AppState;
 
@@ -80,7 +80,7 @@ async fn forward_inner(state: &AppState, request: Request) -> Result<Response, A
     let path = request.uri().path().to_owned();
     let route = route_for(&path).ok_or_else(|| ApiError::not_found("no such route"))?;
     if !is_anonymous(request.method(), &path) {
-        common::auth::authenticate(request.headers(), state.verifier())?;
+        service_kit::auth::authenticate(request.headers(), state.verifier())?;
     }
     let upstream: &ServiceClient = match route {
         Route::Auth => &state.upstreams().auth,
@@ -94,12 +94,12 @@ async fn forward_inner(state: &AppState, request: Request) -> Result<Response, A
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Err(common::extract::body_too_large());
+        return Err(service_kit::extract::body_too_large());
     }
     let (mut parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| common::extract::body_too_large())?;
+        .map_err(|_| service_kit::extract::body_too_large())?;
     strip_hop_headers(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
     let upstream_request = Request::from_parts(parts, Body::from(bytes));

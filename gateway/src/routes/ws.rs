@@ -6,8 +6,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use common::error::ApiError;
 use hyper_util::rt::TokioIo;
+use service_kit::error::ApiError;
+use service_kit::error::ErrorCode;
 use tower::ServiceExt;
 
 use crate::routes::proxy::strip_hop_headers;
@@ -15,7 +16,7 @@ use crate::state::{AppState, WsUpstream};
 
 /// GET /v1/ws
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(err) = common::auth::authenticate(request.headers(), state.verifier()) {
+    if let Err(err) = service_kit::auth::authenticate(request.headers(), state.verifier()) {
         return err.into_response();
     }
     match &state.upstreams().ws {
@@ -41,7 +42,7 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
             }
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "no_ws_handler",
+                ErrorCode::NoWsHandler,
                 "no WebSocket handler is available",
             )
             .with_retry_after(1)
@@ -75,7 +76,7 @@ async fn proxy_upgrade(base_url: &str, request: &mut Request) -> Result<Response
         .uri()
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| common::protocol::WS_PATH.to_owned());
+        .unwrap_or_else(|| wire::protocol::WS_PATH.to_owned());
     let mut upstream_request = hyper::Request::builder()
         .method(request.method().clone())
         .uri(path)

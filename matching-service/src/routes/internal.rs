@@ -4,9 +4,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::delete;
-use common::auth::ServiceCaller;
-use common::extract::Path;
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::Path;
 use uuid::Uuid;
+use wire::api::matching::DropTicket;
+use wire::endpoint::Endpoint;
 
 use crate::error::MatchError;
 use crate::matcher;
@@ -14,7 +16,7 @@ use crate::state::AppState;
 
 /// `/internal/queue/*`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/queue/{user_id}", delete(drop_ticket))
+    Router::new().route(DropTicket::ROUTE, delete(drop_ticket))
 }
 
 /// DELETE /internal/queue/{user_id}

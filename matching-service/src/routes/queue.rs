@@ -3,11 +3,12 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use common::api::matching::{JoinQueueRequest, QueueStatus};
-use common::auth::AuthUser;
-use common::error::ErrorBody;
-use common::extract::Json;
+use axum::routing::{delete, get, post};
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::extract::Json;
+use wire::api::matching::{GetQueue, JoinQueue, JoinQueueRequest, LeaveQueue, QueueStatus};
+use wire::endpoint::Endpoint;
 
 use crate::error::MatchError;
 use crate::matcher;
@@ -15,7 +16,10 @@ use crate::state::AppState;
 
 /// `/v1/queue`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/queue", post(join).get(status).delete(leave))
+    Router::new()
+        .route(JoinQueue::ROUTE, post(join))
+        .route(GetQueue::ROUTE, get(status))
+        .route(LeaveQueue::ROUTE, delete(leave))
 }
 
 /// POST /v1/queue

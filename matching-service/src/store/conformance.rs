@@ -6,6 +6,7 @@
 //! handle more than once). Time is passed explicitly (or read from a [`ManualClock`]), so
 //! widening and cooldowns are exercised without sleeping.
 
+use service_kit::error::ErrorCode;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -15,18 +16,18 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::api::auth::{MatchingProfile, Preferences, PublicProfile};
-use common::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState};
-use common::api::message::{Chat, CreateChatRequest, EndChatRequest, UserBlocks};
-use common::api::wsmanager::{DeliverRequest, DeliverResponse};
-use common::auth::ServiceCredential;
-use common::client::ServiceClient;
-use common::domain::{Gender, MAX_AGE, MIN_AGE};
-use common::error::ApiError;
-use common::protocol::ServerFrame;
-use common::token::TokenVerifier;
+use service_kit::auth::ServiceCredential;
+use service_kit::client::ServiceClient;
+use service_kit::error::ApiError;
+use service_kit::token::TokenVerifier;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::{MatchingProfile, Preferences, PublicProfile};
+use wire::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState};
+use wire::api::message::{Chat, CreateChatRequest, EndChatRequest, UserBlocks};
+use wire::api::wsmanager::{DeliverRequest, DeliverResponse};
+use wire::domain::{Gender, MAX_AGE, MIN_AGE};
+use wire::protocol::ServerFrame;
 
 use super::{Claim, Confirmation, QueueStore, TicketState};
 use crate::config::MatchingConfig;
@@ -746,7 +747,7 @@ pub async fn criteria_widen_with_waiting_time_and_never_beyond(stores: &Handles)
     assert_eq!(c.partner.user_id(), c33.user_id());
     assert_eq!(
         relaxed(&c.seeker, &c.partner, ms(30_000)),
-        vec![common::api::matching::RelaxedCriterion::AgeRange]
+        vec![wire::api::matching::RelaxedCriterion::AgeRange]
     );
     let mut s2 = s.clone();
     s2.profile.id = Uuid::new_v4();
@@ -797,7 +798,7 @@ pub async fn criteria_widen_with_waiting_time_and_never_beyond(stores: &Handles)
     assert_eq!(c.partner.user_id(), k.user_id());
     assert_eq!(
         relaxed(&c.seeker, &c.partner, ms(20_000)),
-        vec![common::api::matching::RelaxedCriterion::Interests]
+        vec![wire::api::matching::RelaxedCriterion::Interests]
     );
 }
 
@@ -1231,6 +1232,7 @@ impl PeerStandIns {
             min_age: MIN_AGE,
             max_age: MAX_AGE,
             interests: vec![],
+            ..Default::default()
         };
         self.lock().profiles.insert(
             profile.id,
@@ -1348,7 +1350,7 @@ async fn peer_create_chat(
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "blocked",
+            ErrorCode::Blocked,
             "the participants blocked each other",
         ));
     }
@@ -1448,7 +1450,7 @@ pub async fn matcher_delivers_the_match_to_both(stores: &Handles) {
         genders: Some(vec![Gender::Female]),
         min_age: Some(30),
         max_age: Some(35),
-        age_widen_years: 3,
+        age_widen_years: Some(3),
         widen_every_secs: Some(10),
         ..JoinQueueRequest::default()
     };
@@ -1482,7 +1484,7 @@ pub async fn matcher_delivers_the_match_to_both(stores: &Handles) {
     assert_eq!(for_b.shared_interests, vec!["films".to_owned()]);
     assert_eq!(
         for_a.relaxed,
-        vec![common::api::matching::RelaxedCriterion::AgeRange]
+        vec![wire::api::matching::RelaxedCriterion::AgeRange]
     );
     assert!(for_b.relaxed.is_empty());
     let chat = peers.live_chats_of(a.id);
@@ -1506,7 +1508,7 @@ pub async fn matcher_delivers_the_match_to_both(stores: &Handles) {
         crate::app(state.clone()),
         Some(ServiceCredential::new(CREDENTIAL)),
     );
-    me.delete(&format!("/internal/queue/{}", a.id))
+    me.call::<wire::api::matching::DropTicket>(a.id, ())
         .await
         .expect("drop");
     assert_eq!(state_of(stores[0].as_ref(), a.id).await, None);
@@ -1514,7 +1516,7 @@ pub async fn matcher_delivers_the_match_to_both(stores: &Handles) {
     assert_eq!(st.state, QueueState::Idle);
     let anonymous = ServiceClient::in_process("matching-service", crate::app(state.clone()), None);
     let err = anonymous
-        .delete(&format!("/internal/queue/{}", b.id))
+        .call::<wire::api::matching::DropTicket>(b.id, ())
         .await
         .expect_err("the drop needs the service credential");
     assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::matching::{InterestMode, MatchInfo};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::matching::{InterestMode, MatchInfo};
 
 use super::{AGE_BAND, Claim, Confirmation, QueueStore, SearchLimits, StoreError, TicketState};
 use crate::rules::{Ticket, compatible, gender_index, millis, truncate_to_millis};

@@ -18,9 +18,9 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::matching::MatchInfo;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::matching::MatchInfo;
 
 use crate::rules::Ticket;
 

@@ -19,11 +19,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::matching::MatchInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::matching::MatchInfo;
 
 use super::{Claim, Confirmation, QueueStore, SearchLimits, StoreError, TicketState};
 use crate::rules::{Ticket, from_millis, gender_index, millis, mode_index, truncate_to_millis};

@@ -3,12 +3,14 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use common::api::message::{BlockRequest, BlockedUser};
-use common::auth::AuthUser;
-use common::error::ErrorBody;
-use common::extract::{Json, Path};
+use axum::routing::{delete, get, post};
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::error::ErrorCode;
+use service_kit::extract::{Json, Path};
 use uuid::Uuid;
+use wire::api::message::{Block, BlockRequest, BlockedUser, ListBlocks, Unblock};
+use wire::endpoint::Endpoint;
 
 use super::end_chats_between;
 use crate::error::MessageError;
@@ -17,8 +19,9 @@ use crate::state::AppState;
 /// `/v1/blocks*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/blocks", get(list_blocks).post(block))
-        .route("/v1/blocks/{user_id}", delete(unblock))
+        .route(ListBlocks::ROUTE, get(list_blocks))
+        .route(Block::ROUTE, post(block))
+        .route(Unblock::ROUTE, delete(unblock))
 }
 
 /// POST /v1/blocks
@@ -46,7 +49,7 @@ pub async fn block(
     if request.user_id == auth.user_id {
         return Err(MessageError::validation(
             "user_id",
-            "cannot_block_self",
+            ErrorCode::CannotBlockSelf,
             "you cannot block yourself",
         ));
     }

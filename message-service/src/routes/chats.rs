@@ -3,12 +3,16 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use common::api::message::{ChatSummary, HistoryPage, HistoryQuery, MAX_PAGE_LIMIT};
-use common::auth::AuthUser;
-use common::error::ErrorBody;
-use common::extract::{Json, Path, Query};
-use serde::Deserialize;
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::error::ErrorCode;
+use service_kit::extract::{Json, Path, Query};
 use uuid::Uuid;
+use wire::api::message::{
+    ChatListQuery, ChatPage, ChatSummary, EndChat, GetChat, History, HistoryPage, HistoryQuery,
+    ListChats, MAX_PAGE_LIMIT,
+};
+use wire::endpoint::Endpoint;
 
 use super::{DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT, page_limit, participant_chat};
 use crate::error::MessageError;
@@ -21,17 +25,10 @@ pub const DEFAULT_PAGE_LIMIT: u32 = 50;
 /// `/v1/chats*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/chats", get(list_chats))
-        .route("/v1/chats/{id}", get(get_chat))
-        .route("/v1/chats/{id}/messages", get(history))
-        .route("/v1/chats/{id}/end", post(end_chat))
-}
-
-/// `GET /v1/chats` query.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-pub struct ChatListQuery {
-    /// Most chats to return, 1 to 100 (default 50).
-    pub limit: Option<u32>,
+        .route(ListChats::ROUTE, get(list_chats))
+        .route(GetChat::ROUTE, get(get_chat))
+        .route(History::ROUTE, get(history))
+        .route(EndChat::ROUTE, post(end_chat))
 }
 
 /// GET /v1/chats
@@ -45,7 +42,7 @@ pub struct ChatListQuery {
     security(("bearer" = [])),
     params(ChatListQuery),
     responses(
-        (status = 200, description = "The caller's chats, newest first", body = Vec<ChatSummary>),
+        (status = 200, description = "A page of the caller's chats, newest first", body = ChatPage),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 422, description = "Invalid limit", body = ErrorBody),
     )
@@ -54,14 +51,24 @@ pub async fn list_chats(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(query): Query<ChatListQuery>,
-) -> Result<Json<Vec<ChatSummary>>, MessageError> {
+) -> Result<Json<ChatPage>, MessageError> {
     let limit = page_limit(query.limit, DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT)?;
+    if query.before.is_some() {
+        return Err(MessageError::validation(
+            "before",
+            ErrorCode::InvalidQuery,
+            "paging past the newest chats is not supported by this server version",
+        ));
+    }
     let chats = state.store().chats_of(auth.user_id, false, limit).await?;
     let mut summaries = Vec::with_capacity(chats.len());
     for chat in chats {
         summaries.push(chat_summary(state.store(), chat, auth.user_id).await?);
     }
-    Ok(Json(summaries))
+    Ok(Json(ChatPage {
+        chats: summaries,
+        next_before: None,
+    }))
 }
 
 /// GET /v1/chats/{id}
@@ -113,7 +120,7 @@ pub async fn history(
     if query.before.is_some() && query.after.is_some() {
         return Err(MessageError::validation(
             "before",
-            "cursor_conflict",
+            ErrorCode::CursorConflict,
             "give at most one of `before` and `after`",
         ));
     }

@@ -1,21 +1,24 @@
 //! Internal endpoints for other services (matching, ws-handler); they require the service
-//! credential. Bodies are in `common::api::message`.
+//! credential. Bodies are in `wire::api::message`.
 
+use service_kit::error::ErrorCode;
 use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::api::message::{
-    AppendMessageRequest, AppendMessageResponse, BlockCheck, Chat, CreateChatRequest,
-    EndChatRequest, Message, UserBlocks, Watermark, WatermarkUpdate, check_client_msg_id,
-    check_text,
-};
-use common::auth::ServiceCaller;
-use common::extract::{Json, Path, Query};
-use serde::Deserialize;
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::{Json, Path, Query};
 use uuid::Uuid;
+use wire::api::message::{
+    AdvanceWatermark, AppendMessage, AppendMessageRequest, AppendMessageResponse, BlockCheck,
+    BlockPairQuery, Chat, ChatWatermarks, CheckBlock, CreateChat, CreateChatRequest,
+    EndChatInternal, EndChatRequest, GetChatInternal, GetUserBlocks, Message, MessagesAfter,
+    MessagesAfterQuery, UserBlocks, UserChats, UserChatsQuery, Watermark, WatermarkUpdate,
+    check_client_msg_id, check_text,
+};
+use wire::endpoint::Endpoint;
 
 use super::page_limit;
 use crate::error::MessageError;
@@ -32,20 +35,16 @@ pub const MAX_INTERNAL_LIMIT: u32 = 500;
 /// `/internal/*`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/chats", post(create_chat))
-        .route("/internal/chats/{id}", get(get_chat))
-        .route(
-            "/internal/chats/{id}/messages",
-            post(append).get(messages_after),
-        )
-        .route(
-            "/internal/chats/{id}/watermarks",
-            post(advance_watermark).get(watermarks),
-        )
-        .route("/internal/chats/{id}/end", post(end_chat))
-        .route("/internal/users/{id}/chats", get(user_chats))
-        .route("/internal/users/{id}/blocks", get(user_blocks))
-        .route("/internal/blocks/check", get(block_check))
+        .route(CreateChat::ROUTE, post(create_chat))
+        .route(GetChatInternal::ROUTE, get(get_chat))
+        .route(AppendMessage::ROUTE, post(append))
+        .route(MessagesAfter::ROUTE, get(messages_after))
+        .route(AdvanceWatermark::ROUTE, post(advance_watermark))
+        .route(ChatWatermarks::ROUTE, get(watermarks))
+        .route(EndChatInternal::ROUTE, post(end_chat))
+        .route(UserChats::ROUTE, get(user_chats))
+        .route(GetUserBlocks::ROUTE, get(user_blocks))
+        .route(CheckBlock::ROUTE, get(block_check))
 }
 
 /// POST /internal/chats
@@ -64,7 +63,7 @@ pub async fn create_chat(
     {
         return Err(MessageError::validation(
             "participants",
-            "participants_invalid",
+            ErrorCode::ParticipantsInvalid,
             format!("a chat needs 2 to {MAX_PARTICIPANTS} distinct participants"),
         ));
     }
@@ -127,22 +126,20 @@ pub async fn append(
     } else {
         StatusCode::OK
     };
+    let participants = state
+        .store()
+        .chat(id)
+        .await?
+        .map(|chat| chat.chat.participants)
+        .ok_or(MessageError::ChatNotFound)?;
     Ok((
         status,
         Json(AppendMessageResponse {
             message: written.value,
             created: written.created,
+            participants,
         }),
     ))
-}
-
-/// `GET /internal/chats/{id}/messages` query.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AfterQuery {
-    /// Messages with seq above this (default 0: from the first).
-    pub after: Option<u64>,
-    /// Most messages, 1 to 500 (default 100).
-    pub limit: Option<u32>,
 }
 
 /// GET /internal/chats/{id}/messages?after=SEQ&limit=N
@@ -152,7 +149,7 @@ pub async fn messages_after(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     Path(id): Path<Uuid>,
-    Query(query): Query<AfterQuery>,
+    Query(query): Query<MessagesAfterQuery>,
 ) -> Result<Json<Vec<Message>>, MessageError> {
     let limit = page_limit(query.limit, DEFAULT_INTERNAL_LIMIT, MAX_INTERNAL_LIMIT)?;
     if state.store().chat(id).await?.is_none() {
@@ -219,16 +216,6 @@ pub async fn end_chat(
     Ok(Json(ended.value))
 }
 
-/// `GET /internal/users/{id}/chats` query.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct UserChatsQuery {
-    /// Only chats that have not ended.
-    #[serde(default)]
-    pub active: bool,
-    /// Most chats, 1 to 500 (default 100).
-    pub limit: Option<u32>,
-}
-
 /// GET /internal/users/{id}/chats?active=true
 ///
 /// A user's chats, newest first.
@@ -265,22 +252,13 @@ pub async fn user_blocks(
     }))
 }
 
-/// `GET /internal/blocks/check` query.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PairQuery {
-    /// One user.
-    pub a: Uuid,
-    /// The other.
-    pub b: Uuid,
-}
-
 /// GET /internal/blocks/check?a=UUID&b=UUID
 ///
 /// Whether either user blocked the other.
 pub async fn block_check(
     State(state): State<AppState>,
     _caller: ServiceCaller,
-    Query(pair): Query<PairQuery>,
+    Query(pair): Query<BlockPairQuery>,
 ) -> Result<Json<BlockCheck>, MessageError> {
     let blocked = state.store().is_blocked(pair.a, pair.b).await?;
     Ok(Json(BlockCheck { blocked }))

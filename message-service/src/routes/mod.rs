@@ -12,6 +12,7 @@ pub mod internal;
 pub mod reports;
 
 use axum::Router;
+use service_kit::error::ErrorCode;
 use uuid::Uuid;
 
 use crate::error::MessageError;
@@ -54,7 +55,7 @@ pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u
         Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(_) => Err(MessageError::validation(
             "limit",
-            "limit_invalid",
+            ErrorCode::LimitInvalid,
             format!("limit must be between 1 and {max}"),
         )),
     }

@@ -1,17 +1,19 @@
 //! Reporting a chat partner, for moderators; rate limited per reporter.
 
+use service_kit::error::ErrorCode;
 use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::api::message::{Report, ReportRequest};
-use common::auth::AuthUser;
-use common::error::ErrorBody;
-use common::extract::Json;
+use service_kit::auth::AuthUser;
+use service_kit::error::ErrorBody;
+use service_kit::extract::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::message::{FileReport, Report, ReportRequest};
+use wire::endpoint::Endpoint;
 
 use super::participant_chat;
 use crate::error::MessageError;
@@ -24,11 +26,12 @@ pub const MAX_REPORTED_MESSAGES: usize = 100;
 
 /// `/v1/reports`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/reports", post(report))
+    Router::new().route(FileReport::ROUTE, post(report))
 }
 
 fn check_reason(reason: &str) -> Result<(), MessageError> {
-    let invalid = |message: String| MessageError::validation("reason", "reason_invalid", message);
+    let invalid =
+        |message: String| MessageError::validation("reason", ErrorCode::ReasonInvalid, message);
     if reason.trim().is_empty() {
         return Err(invalid("give a reason".to_owned()));
     }
@@ -92,14 +95,14 @@ pub async fn report(
     if request.message_ids.len() > MAX_REPORTED_MESSAGES {
         return Err(MessageError::validation(
             "message_ids",
-            "too_many_message_ids",
+            ErrorCode::TooManyMessageIds,
             format!("name at most {MAX_REPORTED_MESSAGES} messages"),
         ));
     }
     if request.user_id == auth.user_id {
         return Err(MessageError::validation(
             "user_id",
-            "cannot_report_self",
+            ErrorCode::CannotReportSelf,
             "you cannot report yourself",
         ));
     }
@@ -122,7 +125,7 @@ pub async fn report(
         if found.len() != message_ids.len() {
             return Err(MessageError::validation(
                 "message_ids",
-                "message_not_in_chat",
+                ErrorCode::MessageNotInChat,
                 "every reported message must belong to the chat",
             ));
         }

@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use common::api::auth::PublicProfile;
-use common::api::message::{Message, Report};
-use common::domain::Gender;
 use time::Duration;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::message::{Message, Report};
+use wire::domain::Gender;
 
 use super::{MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
 

@@ -22,10 +22,10 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::auth::PublicProfile;
-use common::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 
 /// How long a request waits for the backend before answering 503: a backend that is down
 /// must fail requests fast rather than pile them up.

@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::api::auth::PublicProfile;
-use common::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::error::{
@@ -35,6 +33,8 @@ use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 
 use super::{
     BACKEND_TIMEOUT, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat,

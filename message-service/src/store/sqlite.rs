@@ -9,8 +9,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::auth::PublicProfile;
-use common::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -19,6 +17,8 @@ use sqlx::types::Json;
 use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
+use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 
 use super::{
     BACKEND_TIMEOUT, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat,

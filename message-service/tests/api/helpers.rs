@@ -8,17 +8,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use common::api::auth::PublicProfile;
-use common::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
-use common::testing::unique_name;
-use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use http_body_util::BodyExt;
 use message_service::store::conformance::profile;
 use message_service::store::sqlite::SqliteMessageStore;
 use message_service::{AppState, MessageConfig};
 use serde_json::{Value, json};
+use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
+use service_kit::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
+use test_support::unique_name;
 use tower::ServiceExt;
 use uuid::Uuid;
+use wire::api::auth::PublicProfile;
 
 /// An answer: status, headers and the JSON body (`Null` when empty).
 #[derive(Debug)]

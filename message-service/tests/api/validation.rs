@@ -1,11 +1,11 @@
 //! Bad input answers 422 with a field and a stable code; a blocked pair gets no chat.
 
 use axum::http::{Method, StatusCode};
-use common::api::message::MAX_TEXT_CHARS;
 use message_service::MessageConfig;
 use message_service::store::conformance::profile;
 use serde_json::json;
 use uuid::Uuid;
+use wire::api::message::MAX_TEXT_CHARS;
 
 use crate::helpers::TestApp;
 

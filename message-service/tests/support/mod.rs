@@ -6,10 +6,10 @@ pub mod property;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::testing::{backend_url, unique_name};
 use message_service::store::MessageStore;
 use message_service::store::mongo::MongoMessageStore;
 use message_service::store::sqlite::SqliteMessageStore;
+use test_support::{backend_url, unique_name};
 
 /// A directory of its own under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);

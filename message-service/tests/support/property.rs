@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use common::api::message::{DeliveryState, MessageStatus, Watermark};
 use message_service::store::conformance;
 use message_service::store::{MessageStore, NewMessage, now};
 use message_service::view::message_views;
@@ -13,6 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
+use wire::api::message::{DeliveryState, MessageStatus, Watermark};
 
 /// One step of a case.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ fn fail(what: &str) -> impl Fn(message_service::store::StoreError) -> TestCaseEr
 }
 
 enum Outcome {
-    Appended(message_service::store::Written<common::api::message::Message>),
+    Appended(message_service::store::Written<wire::api::message::Message>),
     Marked(Watermark),
 }
 

@@ -7,8 +7,9 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::error::ApiError;
-use common::protocol::{MAX_FRAME_BYTES, WS_PATH};
+use service_kit::error::ApiError;
+use service_kit::error::ErrorCode;
+use wire::protocol::{MAX_FRAME_BYTES, WS_PATH};
 
 use crate::session;
 use crate::state::AppState;
@@ -43,10 +44,10 @@ pub fn origin_allowed(allowed: Option<&[String]>, origin: Option<&str>) -> bool 
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; see docs/PROTOCOL.md"),
-        (status = 400, description = "Not a WebSocket handshake", body = common::error::ErrorBody),
-        (status = 401, description = "Missing, invalid or expired access token", body = common::error::ErrorBody),
-        (status = 403, description = "Origin not allowed", body = common::error::ErrorBody),
-        (status = 503, description = "Shutting down or keys not loaded yet", body = common::error::ErrorBody),
+        (status = 400, description = "Not a WebSocket handshake", body = service_kit::error::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired access token", body = service_kit::error::ErrorBody),
+        (status = 403, description = "Origin not allowed", body = service_kit::error::ErrorBody),
+        (status = 503, description = "Shutting down or keys not loaded yet", body = service_kit::error::ErrorBody),
     )
 )]
 pub async fn upgrade(
@@ -65,12 +66,12 @@ pub async fn upgrade(
     if !origin_allowed(state.config().allowed_origins.as_deref(), origin) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "this origin may not open WebSocket connections",
         )
         .into_response();
     }
-    let user = match common::auth::authenticate(&headers, state.verifier()) {
+    let user = match service_kit::auth::authenticate(&headers, state.verifier()) {
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };
@@ -79,7 +80,7 @@ pub async fn upgrade(
         Err(rejection) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "websocket_required",
+                ErrorCode::WebsocketRequired,
                 format!("a WebSocket handshake is required: {rejection}"),
             )
             .into_response();

@@ -16,12 +16,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Message;
-use common::api::wsmanager::ConnectionRef;
-use common::protocol::{ResumePoint, ServerFrame, close};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use wire::api::wsmanager::ConnectionRef;
+use wire::protocol::{ResumePoint, ServerFrame, close};
 
 use crate::chats;
 use crate::presence;

@@ -1,15 +1,16 @@
 //! The reader of a connection: parses client frames and answers them.
 
+use service_kit::error::ErrorCode;
 use std::sync::PoisonError;
 use std::time::Duration;
 
 use axum::extract::ws::Message as WsMessage;
-use common::api::message::{AppendMessageRequest, WatermarkUpdate};
-use common::client::ClientError;
-use common::protocol::{ClientFrame, ServerFrame, close};
 use futures::{Stream, StreamExt};
+use service_kit::client::ClientError;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use wire::api::message::{AppendMessageRequest, WatermarkUpdate};
+use wire::protocol::{ClientFrame, ServerFrame, close};
 
 use super::ratelimit::TokenBucket;
 use super::writer::MAX_RESUME_CHATS;
@@ -140,7 +141,7 @@ impl Reader {
             return false;
         }
         self.reply(ServerFrame::Error {
-            code: "rate_limited".to_owned(),
+            code: ErrorCode::RateLimited,
             message: "too many frames; slow down".to_owned(),
             in_reply_to: in_reply_to.map(str::to_owned),
             client_msg_id,
@@ -192,7 +193,7 @@ impl Reader {
                     }
                     return self
                         .reply(ServerFrame::Error {
-                            code: "invalid_frame".to_owned(),
+                            code: ErrorCode::InvalidFrame,
                             message: format!("at most {MAX_RESUME_CHATS} chats in one resume"),
                             in_reply_to: Some("resume".to_owned()),
                             client_msg_id: None,
@@ -217,7 +218,7 @@ impl Reader {
             client_msg_id: client_msg_id.clone(),
             text,
         };
-        let appended = match chats::append(&peers.message, chat_id, &request).await {
+        let appended = match chats::append(&peers.message, chat_id, request).await {
             Ok(appended) => appended,
             Err(err) => {
                 self.pending
@@ -276,7 +277,7 @@ impl Reader {
             delivered_seq,
             read_seq,
         };
-        let watermark = match chats::update_watermark(&peers.message, chat_id, &update).await {
+        let watermark = match chats::update_watermark(&peers.message, chat_id, update).await {
             Ok(watermark) => watermark,
             Err(err) => return self.reply(client_error_frame(err, kind, None)).await,
         };
@@ -314,7 +315,7 @@ impl Reader {
         if !participants.contains(&self.user_id) {
             return self
                 .reply(ServerFrame::Error {
-                    code: "chat_not_found".to_owned(),
+                    code: ErrorCode::ChatNotFound,
                     message: "no such chat of yours".to_owned(),
                     in_reply_to: Some("typing".to_owned()),
                     client_msg_id: None,
@@ -361,7 +362,7 @@ pub fn parse_error(text: &str, err: &serde_json::Error) -> ServerFrame {
         Ok(value) => value,
         Err(_) => {
             return ServerFrame::Error {
-                code: "invalid_json".to_owned(),
+                code: ErrorCode::InvalidJson,
                 message: format!("the frame is not valid JSON: {err}"),
                 in_reply_to: None,
                 client_msg_id: None,
@@ -371,7 +372,7 @@ pub fn parse_error(text: &str, err: &serde_json::Error) -> ServerFrame {
     let kind = value.get("type").and_then(|t| t.as_str());
     match kind {
         Some(kind) if CLIENT_TYPES.contains(&kind) => ServerFrame::Error {
-            code: "invalid_frame".to_owned(),
+            code: ErrorCode::InvalidFrame,
             message: format!("invalid `{kind}` frame: {err}"),
             in_reply_to: Some(kind.to_owned()),
             client_msg_id: value
@@ -381,7 +382,7 @@ pub fn parse_error(text: &str, err: &serde_json::Error) -> ServerFrame {
                 .map(|s| s.chars().take(64).collect()),
         },
         _ => ServerFrame::Error {
-            code: "unknown_type".to_owned(),
+            code: ErrorCode::UnknownType,
             message: format!(
                 "a frame needs a `type`, one of: {}",
                 CLIENT_TYPES.join(", ")
@@ -401,21 +402,21 @@ pub fn client_error_frame(
 ) -> ServerFrame {
     let (code, message) = match &err {
         ClientError::Api { status, body, .. } if status.is_client_error() => {
-            (body.error.code.clone(), body.error.message.clone())
+            (body.error.code, body.error.message.clone())
         }
         ClientError::Api { status, .. }
             if *status != axum::http::StatusCode::SERVICE_UNAVAILABLE =>
         {
             tracing::error!(error = %err, "a backend service failed");
             (
-                "internal".to_owned(),
+                ErrorCode::Internal,
                 "the server failed to handle the frame".to_owned(),
             )
         }
         _ => {
             tracing::warn!(error = %err, "a backend service is unavailable");
             (
-                "unavailable".to_owned(),
+                ErrorCode::Unavailable,
                 "the service is temporarily unavailable; retry shortly".to_owned(),
             )
         }
@@ -438,11 +439,11 @@ fn is_too_big(err: axum::Error) -> bool {
 mod tests {
     use super::*;
 
-    fn code_of(frame: &ServerFrame) -> (&str, Option<&str>) {
+    fn code_of(frame: &ServerFrame) -> (ErrorCode, Option<&str>) {
         match frame {
             ServerFrame::Error {
                 code, in_reply_to, ..
-            } => (code.as_str(), in_reply_to.as_deref()),
+            } => (*code, in_reply_to.as_deref()),
             other => panic!("not an error: {other:?}"),
         }
     }
@@ -454,16 +455,19 @@ mod tests {
 
     #[test]
     fn text_that_is_not_json_is_invalid_json() {
-        assert_eq!(code_of(&answer("{nope")), ("invalid_json", None));
+        assert_eq!(code_of(&answer("{nope")), (ErrorCode::InvalidJson, None));
     }
 
     #[test]
     fn a_frame_without_a_known_type_is_an_unknown_type() {
         assert_eq!(
             code_of(&answer(r#"{"type":"shout"}"#)),
-            ("unknown_type", None)
+            (ErrorCode::UnknownType, None)
         );
-        assert_eq!(code_of(&answer(r#"{"chat_id":1}"#)), ("unknown_type", None));
+        assert_eq!(
+            code_of(&answer(r#"{"chat_id":1}"#)),
+            (ErrorCode::UnknownType, None)
+        );
     }
 
     #[test]
@@ -471,7 +475,7 @@ mod tests {
         let frame = answer(
             r#"{"type":"send","chat_id":"6f1c2a4e-9a57-4b7a-9d0e-1f6f1d9f2a10","client_msg_id":"m1"}"#,
         );
-        assert_eq!(code_of(&frame), ("invalid_frame", Some("send")));
+        assert_eq!(code_of(&frame), (ErrorCode::InvalidFrame, Some("send")));
         assert!(
             matches!(frame, ServerFrame::Error { client_msg_id: Some(ref id), .. } if id == "m1")
         );

@@ -13,16 +13,17 @@
 //! goes first and the held messages follow (repeats dropped), so a resuming client sees
 //! every missed message in order before anything live.
 
+use service_kit::error::ErrorCode;
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage};
-use common::api::message::{Chat, Message};
-use common::client::ClientError;
-use common::protocol::{PROTOCOL_VERSION, ResumePoint, ServerFrame, close};
 use futures::{Sink, SinkExt};
+use service_kit::client::ClientError;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use wire::api::message::{Chat, Message};
+use wire::protocol::{PROTOCOL_VERSION, ResumePoint, ServerFrame, close};
 
 use super::{Closer, Outbound, PendingSends};
 use crate::chats::{self, CATCH_UP_PAGE};
@@ -361,7 +362,7 @@ impl Writer {
 
 fn not_in_chat(chat_id: Uuid) -> ServerFrame {
     ServerFrame::Error {
-        code: "chat_not_found".to_owned(),
+        code: ErrorCode::ChatNotFound,
         message: format!("no chat {chat_id} of yours"),
         in_reply_to: Some("resume".to_owned()),
         client_msg_id: None,

@@ -11,22 +11,24 @@ use std::time::Duration;
 
 use axum::Router;
 use client_sdk::Client;
-use common::api::auth::{PublicProfile, SignupRequest};
-use common::api::message::{Chat, CreateChatRequest, Message};
-use common::api::wsmanager::{ConnectionRef, HandlerInfo};
-use common::auth::ServiceCredential;
-use common::client::{ServiceClient, default_http_client};
-use common::domain::Gender;
-use common::protocol::{ClientFrame, ServerFrame, WS_PATH};
-use common::relay::RelayBus;
-use common::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use futures::{SinkExt, StreamExt};
+use service_kit::auth::ServiceCredential;
+use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::relay::RelayBus;
+use service_kit::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
+use wire::api::auth::{PublicProfile, SignupRequest};
+use wire::api::message::{
+    Chat, CreateChat, CreateChatRequest, Message, MessagesAfter, MessagesAfterQuery,
+};
+use wire::api::wsmanager::{ConnectionRef, HandlerInfo, LiveHandlers, UserConnections};
+use wire::domain::Gender;
+use wire::protocol::{ClientFrame, ServerFrame, WS_PATH};
 use ws_handler::HandlerConfig;
 
 /// The service credential every service of a test stack shares.
@@ -95,11 +97,11 @@ impl Stack {
             TokenVerifier::from_jwks(DEFAULT_ISSUER, DEFAULT_AUDIENCE, &signer.jwks()).unwrap();
         let credential = ServiceCredential::new(SERVICE_TOKEN);
         let http = default_http_client();
-        let data_dir = std::env::temp_dir().join(common::testing::unique_name("rc_rt"));
+        let data_dir = std::env::temp_dir().join(test_support::unique_name("rc_rt"));
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut tasks = Vec::new();
 
-        let redis_prefix = common::testing::unique_name("rc_rt_wsm");
+        let redis_prefix = test_support::unique_name("rc_rt_wsm");
         let (registry, redis_store, relay): (Arc<dyn ws_manager::store::ConnectionStore>, _, _) =
             match &backplane {
                 Backplane::Embedded => (
@@ -282,7 +284,7 @@ impl Stack {
     pub async fn wait_live(&self, ids: &[Uuid]) {
         let ws_manager = self.ws_manager();
         wait_until("handlers live", || async {
-            let live: Vec<HandlerInfo> = ws_manager.get("/internal/handlers").await.ok()?;
+            let live: Vec<HandlerInfo> = ws_manager.call::<LiveHandlers>((), ()).await.ok()?;
             ids.iter()
                 .all(|id| live.iter().any(|h| h.handler_id == *id))
                 .then_some(())
@@ -293,7 +295,7 @@ impl Stack {
     /// The user's live connections according to ws-manager.
     pub async fn connections_of(&self, user_id: Uuid) -> Vec<ConnectionRef> {
         self.ws_manager()
-            .get(&format!("/internal/users/{user_id}/connections"))
+            .call::<UserConnections>(user_id, ())
             .await
             .unwrap()
     }
@@ -327,14 +329,12 @@ impl Stack {
 
     /// Creates a chat between two users through message-service's internal API.
     pub async fn create_chat(&self, a: &PublicProfile, b: &PublicProfile) -> Chat {
+        let request = CreateChatRequest {
+            match_id: Uuid::new_v4(),
+            participants: vec![a.clone(), b.clone()],
+        };
         self.message()
-            .post(
-                "/internal/chats",
-                &CreateChatRequest {
-                    match_id: Uuid::new_v4(),
-                    participants: vec![a.clone(), b.clone()],
-                },
-            )
+            .call::<CreateChat>((), request)
             .await
             .unwrap()
     }
@@ -344,11 +344,13 @@ impl Stack {
         let mut all: Vec<Message> = Vec::new();
         loop {
             let after = all.last().map_or(0, |m| m.seq);
+            let query = MessagesAfterQuery {
+                after: Some(after),
+                limit: Some(500),
+            };
             let page: Vec<Message> = self
                 .message()
-                .get(&format!(
-                    "/internal/chats/{chat_id}/messages?after={after}&limit=500"
-                ))
+                .call::<MessagesAfter>(chat_id, query)
                 .await
                 .unwrap();
             if page.is_empty() {

@@ -3,10 +3,14 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{delete, get, post};
-use common::api::wsmanager::{ConnectionCount, ConnectionRef, RegisterConnection};
-use common::auth::ServiceCaller;
-use common::extract::{Json, Path};
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::{Json, Path};
 use uuid::Uuid;
+use wire::api::wsmanager::{
+    ConnectionCount, ConnectionRef, DeregisterConnection, RegisterConnection,
+    RegisterConnectionRequest, UserConnections,
+};
+use wire::endpoint::Endpoint;
 
 use crate::error::ManagerError;
 use crate::state::AppState;
@@ -14,23 +18,20 @@ use crate::state::AppState;
 /// The connection routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/connections", post(register))
-        .route(
-            "/internal/connections/{user_id}/{connection_id}",
-            delete(deregister),
-        )
-        .route("/internal/users/{id}/connections", get(connections))
+        .route(RegisterConnection::ROUTE, post(register))
+        .route(DeregisterConnection::ROUTE, delete(deregister))
+        .route(UserConnections::ROUTE, get(connections))
 }
 
 /// POST /internal/connections
 ///
 /// Records a new connection; answers the user's live connection count (1 means the user
 /// just came online).
-#[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, body = common::error::ErrorBody)))]
+#[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, body = service_kit::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     _caller: ServiceCaller,
-    Json(body): Json<RegisterConnection>,
+    Json(body): Json<RegisterConnectionRequest>,
 ) -> Result<Json<ConnectionCount>, ManagerError> {
     let connections = state
         .store()

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use common::api::wsmanager::{DeliverRequest, DeliverResponse, RelayEnvelope};
-use common::auth::ServiceCaller;
-use common::extract::Json;
 use futures::future::try_join_all;
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::Json;
 use uuid::Uuid;
+use wire::api::wsmanager::{Deliver, DeliverRequest, DeliverResponse, RelayEnvelope};
+use wire::endpoint::Endpoint;
 
 use crate::error::ManagerError;
 use crate::state::AppState;
@@ -19,14 +20,14 @@ pub const MAX_RECIPIENTS: usize = 1000;
 
 /// The delivery route.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/deliver", post(deliver))
+    Router::new().route(Deliver::ROUTE, post(deliver))
 }
 
 /// POST /internal/deliver
 ///
 /// Finds the users' live connections, groups them per handler and publishes one envelope
 /// per handler on the relay bus. Answers how many connections the event was routed to.
-#[utoipa::path(post, path = "/internal/deliver", tag = "internal", request_body(content_type = "application/json", description = "DeliverRequest"), responses((status = 200, description = "DeliverResponse"), (status = 422, body = common::error::ErrorBody), (status = 503, body = common::error::ErrorBody)))]
+#[utoipa::path(post, path = "/internal/deliver", tag = "internal", request_body(content_type = "application/json", description = "DeliverRequest"), responses((status = 200, description = "DeliverResponse"), (status = 422, body = service_kit::error::ErrorBody), (status = 503, body = service_kit::error::ErrorBody)))]
 pub async fn deliver(
     State(state): State<AppState>,
     _caller: ServiceCaller,

@@ -3,11 +3,15 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use common::api::wsmanager::{HandlerConnections, HandlerHeartbeat, HandlerInfo, HeartbeatAck};
-use common::auth::ServiceCaller;
-use common::extract::{Json, Path};
+use axum::routing::{delete, get, put};
+use service_kit::auth::ServiceCaller;
+use service_kit::extract::{Json, Path};
 use uuid::Uuid;
+use wire::api::wsmanager::{
+    HandlerConnections, HandlerHeartbeat, HandlerInfo, HeartbeatAck, LiveHandlers, RemoveHandler,
+    ReplaceConnections,
+};
+use wire::endpoint::Endpoint;
 
 use crate::error::ManagerError;
 use crate::state::AppState;
@@ -21,22 +25,17 @@ const MAX_CONNECTIONS_PER_LIST: usize = 1_000_000;
 /// The handler routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/internal/handlers", get(live_handlers))
-        .route(
-            "/internal/handlers/{id}",
-            put(heartbeat).delete(remove_handler),
-        )
-        .route(
-            "/internal/handlers/{id}/connections",
-            put(replace_connections),
-        )
+        .route(LiveHandlers::ROUTE, get(live_handlers))
+        .route(wire::api::wsmanager::Heartbeat::ROUTE, put(heartbeat))
+        .route(RemoveHandler::ROUTE, delete(remove_handler))
+        .route(ReplaceConnections::ROUTE, put(replace_connections))
 }
 
 /// PUT /internal/handlers/{id}
 ///
 /// A heartbeat: the handler is live for the heartbeat TTL. `resync: true` asks the handler
 /// for its full connection list (it was not known as live).
-#[utoipa::path(put, path = "/internal/handlers/{id}", tag = "internal", params(("id" = uuid::Uuid, Path)), request_body(content_type = "application/json", description = "HandlerHeartbeat"), responses((status = 200, description = "HeartbeatAck"), (status = 422, body = common::error::ErrorBody)))]
+#[utoipa::path(put, path = "/internal/handlers/{id}", tag = "internal", params(("id" = uuid::Uuid, Path)), request_body(content_type = "application/json", description = "HandlerHeartbeat"), responses((status = 200, description = "HeartbeatAck"), (status = 422, body = service_kit::error::ErrorBody)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     _caller: ServiceCaller,

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use common::api::wsmanager::{ConnectionRef, UserConnection};
 use uuid::Uuid;
+use wire::api::wsmanager::{ConnectionRef, UserConnection};
 
 use super::{ConnectionStore, Heartbeat};
 

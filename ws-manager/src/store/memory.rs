@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 
 use super::{ConnectionStore, Heartbeat, StoreError};
 

@@ -11,8 +11,8 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 use uuid::Uuid;
+use wire::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;

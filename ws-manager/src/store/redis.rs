@@ -13,12 +13,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+use wire::api::wsmanager::{ConnectionRef, HandlerInfo, UserConnection};
 
 use super::{ConnectionStore, Heartbeat, StoreError};
 

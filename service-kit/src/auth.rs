@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::token::{AccessClaims, TokenError, TokenVerifier};
 
 /// Header carrying the service-to-service credential on internal endpoints.
@@ -49,8 +49,9 @@ pub fn access_token_from_headers(headers: &HeaderMap) -> Option<&str> {
 
 /// Verifies the access token in `headers`, mapping failures to the uniform 401 / 503.
 pub fn authenticate(headers: &HeaderMap, verifier: &TokenVerifier) -> Result<AuthUser, ApiError> {
-    let token = access_token_from_headers(headers)
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "an access token is required"))?;
+    let token = access_token_from_headers(headers).ok_or_else(|| {
+        ApiError::unauthorized(ErrorCode::MissingToken, "an access token is required")
+    })?;
     let claims = verifier.verify(token).map_err(token_error)?;
     Ok(AuthUser {
         user_id: claims.sub,
@@ -63,10 +64,10 @@ pub fn authenticate(headers: &HeaderMap, verifier: &TokenVerifier) -> Result<Aut
 pub fn token_error(err: TokenError) -> ApiError {
     match err {
         TokenError::Invalid => {
-            ApiError::unauthorized("invalid_token", "the access token is invalid")
+            ApiError::unauthorized(ErrorCode::InvalidToken, "the access token is invalid")
         }
         TokenError::Expired => {
-            ApiError::unauthorized("token_expired", "the access token has expired")
+            ApiError::unauthorized(ErrorCode::TokenExpired, "the access token has expired")
         }
         TokenError::KeysUnavailable => {
             ApiError::unavailable("token verification is not available yet").with_retry_after(1)
@@ -83,6 +84,31 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         authenticate(&parts.headers, &TokenVerifier::from_ref(state))
+    }
+}
+
+/// An authenticated operator: a verified access token with the `admin` role. Operator
+/// routes are served on a listener the public does not reach, and check this as well.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    TokenVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = authenticate(&parts.headers, &TokenVerifier::from_ref(state))?;
+        if user.claims.role != wire::api::auth::Role::Admin {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                ErrorCode::AdminRequired,
+                "this route is for operators",
+            ));
+        }
+        Ok(AdminUser(user))
     }
 }
 
@@ -143,7 +169,7 @@ where
             Ok(ServiceCaller)
         } else {
             Err(ApiError::unauthorized(
-                "invalid_service_credential",
+                ErrorCode::InvalidServiceCredential,
                 "this endpoint requires a service credential",
             ))
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -112,7 +112,7 @@ pub fn readiness(result: Result<(), String>) -> Response {
             tracing::warn!(%cause, "not ready");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
+                crate::error::ErrorCode::NotReady,
                 "a backend is unavailable",
             )
             .into_response()
@@ -157,15 +157,29 @@ pub fn service_layers(router: Router, service: &'static str) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
 }
 
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: HeaderValue;
+}
+
+/// The id of the request being handled by the current task, so that calls to other
+/// services carry it on (see [`crate::client::ServiceClient`]).
+pub fn current_request_id() -> Option<HeaderValue> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 async fn record_http_metrics(service: &'static str, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let request_id = req.headers().get(&REQUEST_ID).cloned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
-    let response = next.run(req).await;
+    let response = match request_id {
+        Some(id) => CURRENT_REQUEST_ID.scope(id, next.run(req)).await,
+        None => next.run(req).await,
+    };
     let labels = [
         ("service", service.to_owned()),
         ("method", method),

@@ -16,6 +16,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use wire::api::auth::{ContentFilter, Role};
 
 /// Default `iss` of access tokens.
 pub const DEFAULT_ISSUER: &str = "random-chats-auth";
@@ -47,6 +48,37 @@ pub struct AccessClaims {
     pub typ: String,
     /// The refresh session this token was issued under.
     pub sid: Uuid,
+    /// What the account may do beyond chatting.
+    #[serde(default)]
+    pub role: Role,
+    /// The user's content filter level, applied to what they receive.
+    #[serde(default)]
+    pub cf: ContentFilter,
+}
+
+/// Who a token is issued to: the claims that vary per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The user.
+    pub user_id: Uuid,
+    /// The refresh session.
+    pub session_id: Uuid,
+    /// The account's role.
+    pub role: Role,
+    /// The user's content filter level.
+    pub content_filter: ContentFilter,
+}
+
+impl Grant {
+    /// A plain user's grant with the default content filter.
+    pub fn user(user_id: Uuid, session_id: Uuid) -> Self {
+        Self {
+            user_id,
+            session_id,
+            role: Role::User,
+            content_filter: ContentFilter::default(),
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -133,23 +165,31 @@ impl TokenSigner {
             .expect("a well-formed OKP JWK always parses")
     }
 
-    /// Signs an access token for `user_id` in session `session_id`, valid for `ttl`.
+    /// Signs a plain user's access token for `user_id` in session `session_id`, valid for
+    /// `ttl`.
     pub fn sign(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         ttl: std::time::Duration,
     ) -> (String, AccessClaims) {
+        self.sign_grant(&Grant::user(user_id, session_id), ttl)
+    }
+
+    /// Signs an access token for `grant`, valid for `ttl`.
+    pub fn sign_grant(&self, grant: &Grant, ttl: std::time::Duration) -> (String, AccessClaims) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user_id,
+            sub: grant.user_id,
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             iat: now,
             jti: Uuid::new_v4(),
             typ: ACCESS_TOKEN_TYPE.to_owned(),
-            sid: session_id,
+            sid: grant.session_id,
+            role: grant.role,
+            cf: grant.content_filter,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

@@ -13,19 +13,8 @@ pub const MIN_AGE: u8 = 18;
 pub const MAX_AGE: u8 = 120;
 
 /// A user's gender as shown to others and used for matching.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     /// Male.
@@ -79,11 +68,12 @@ pub enum InterestError {
 
 impl InterestError {
     /// The machine-readable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            InterestError::TooMany => "too_many_interests",
+            InterestError::TooMany => ErrorCode::TooManyInterests,
             InterestError::Empty | InterestError::TooLong | InterestError::ControlCharacter => {
-                "invalid_interest"
+                ErrorCode::InvalidInterest
             }
         }
     }
@@ -130,6 +120,26 @@ pub fn normalize_interests<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, Inte
         return Err(InterestError::TooMany);
     }
     Ok(out)
+}
+
+/// Whether `c` reorders or hides text: the bidirectional embedding, override and isolate
+/// controls (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C) and the invisible
+/// zero-width characters (U+200B, U+200C, U+2060–U+2064, U+FEFF, U+180E). The zero-width
+/// joiner U+200D is not among them: emoji sequences need it.
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}'
+            | '\u{200B}'
+            | '\u{200C}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{180E}'
+    )
 }
 
 /// Age in whole years on `today` of someone born on `birth_date`.
@@ -185,6 +195,16 @@ mod tests {
     fn age_counts_only_completed_years() {
         assert_eq!(age_on(date!(2000 - 06 - 15), date!(2018 - 06 - 14)), 17);
         assert_eq!(age_on(date!(2000 - 06 - 15), date!(2018 - 06 - 15)), 18);
+    }
+
+    #[test]
+    fn bidi_overrides_and_zero_width_spaces_are_flagged_but_emoji_joiners_are_not() {
+        assert!(is_invisible_or_bidi('\u{202E}'));
+        assert!(is_invisible_or_bidi('\u{2067}'));
+        assert!(is_invisible_or_bidi('\u{200B}'));
+        assert!(is_invisible_or_bidi('\u{FEFF}'));
+        assert!(!is_invisible_or_bidi('\u{200D}'));
+        assert!(!is_invisible_or_bidi('a'));
     }
 
     #[test]

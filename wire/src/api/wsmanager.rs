@@ -17,7 +17,7 @@ pub struct ConnectionRef {
 
 /// Internal `POST /internal/connections`: a ws-handler registers a new connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RegisterConnection {
+pub struct RegisterConnectionRequest {
     /// The authenticated user.
     pub user_id: Uuid,
     /// Where the socket lives.
@@ -106,4 +106,46 @@ pub struct UserConnection {
 pub struct HandlerConnections {
     /// The connections.
     pub connections: Vec<UserConnection>,
+}
+
+// ---- endpoints ---------------------------------------------------------------------
+
+use crate::endpoint::endpoint;
+
+endpoint! {
+    /// Internal `POST /internal/connections`: register a connection; answers the user's
+    /// live connection count (1: the user just came online).
+    RegisterConnection: POST "/internal/connections", (), RegisterConnectionRequest => ConnectionCount
+}
+endpoint! {
+    /// Internal `DELETE /internal/connections/{user_id}/{connection_id}`: remove exactly
+    /// that connection; answers the user's live connection count (0: just went offline).
+    DeregisterConnection: DELETE "/internal/connections/{user_id}/{connection_id}", (uuid::Uuid, uuid::Uuid), () => ConnectionCount
+}
+endpoint! {
+    /// Internal `GET /internal/users/{id}/connections`: the user's connections on live
+    /// handlers.
+    UserConnections: GET "/internal/users/{id}/connections", uuid::Uuid, () => Vec<ConnectionRef>
+}
+endpoint! {
+    /// Internal `PUT /internal/handlers/{id}`: a ws-handler's heartbeat.
+    Heartbeat: PUT "/internal/handlers/{id}", uuid::Uuid, HandlerHeartbeat => HeartbeatAck
+}
+endpoint! {
+    /// Internal `PUT /internal/handlers/{id}/connections`: replace every connection
+    /// recorded for a handler by its full list.
+    ReplaceConnections: PUT "/internal/handlers/{id}/connections", uuid::Uuid, HandlerConnections => ()
+}
+endpoint! {
+    /// Internal `DELETE /internal/handlers/{id}`: the handler shut down.
+    RemoveHandler: DELETE "/internal/handlers/{id}", uuid::Uuid, () => ()
+}
+endpoint! {
+    /// Internal `GET /internal/handlers`: live handlers, least loaded first.
+    LiveHandlers: GET "/internal/handlers", (), () => Vec<HandlerInfo>
+}
+endpoint! {
+    /// Internal `POST /internal/deliver`: push an event to users wherever they are
+    /// connected.
+    Deliver: POST "/internal/deliver", (), DeliverRequest => DeliverResponse
 }

@@ -1,8 +1,4 @@
-//! Helpers for tests that need a real backend server.
-//!
-//! A test asks for a backend URL by environment variable (`POSTGRES_URL`, `REDIS_URL`,
-//! `MONGODB_URL`, `DYNAMODB_URL`). When it is unset, the test skips with a printed reason —
-//! unless `RC_REQUIRE_BACKENDS=1` (CI sets it), in which case it fails loudly.
+//! Real backends for tests: a URL by environment variable, or a printed reason to skip.
 
 /// Environment variable that turns a missing backend into a test failure.
 pub const REQUIRE_BACKENDS: &str = "RC_REQUIRE_BACKENDS";

@@ -14,7 +14,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Fetches the JWKS once and loads it into `verifier`.
 pub async fn load(verifier: &TokenVerifier, auth: &ServiceClient) -> Result<usize, String> {
-    let jwks: JwkSet = auth.get(JWKS_PATH).await.map_err(|e| e.to_string())?;
+    let jwks: JwkSet = auth.get_json(JWKS_PATH).await.map_err(|e| e.to_string())?;
     verifier.set_jwks(&jwks).map_err(|e| e.to_string())
 }
 

@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::PublicProfile;
@@ -15,7 +14,8 @@ pub const MAX_CLIENT_MSG_ID_LEN: usize = 64;
 pub const MAX_PAGE_LIMIT: u32 = 100;
 
 /// A chat between matched users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Chat {
     /// Chat id.
     pub id: Uuid,
@@ -25,11 +25,11 @@ pub struct Chat {
     pub participants: Vec<Uuid>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     /// When the chat ended, if it has.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub ended_at: Option<OffsetDateTime>,
     /// Who ended it.
     pub ended_by: Option<Uuid>,
@@ -58,7 +58,8 @@ pub struct AppendMessageRequest {
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Message id.
     pub id: Uuid,
@@ -74,17 +75,104 @@ pub struct Message {
     pub text: String,
     /// When the server stored it.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
-/// Internal append answer.
+/// Internal append answer: the message and what fan-out needs next.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppendMessageResponse {
     /// The message (the original one for a resend).
     pub message: Message,
     /// False when this was a resend of an existing client message id.
     pub created: bool,
+    /// The chat's participants (the sender among them), in chat order.
+    pub participants: Vec<Uuid>,
+}
+
+/// One message of an [`AppendMessages`] batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppendItem {
+    /// The chat.
+    pub chat_id: Uuid,
+    /// The message.
+    #[serde(flatten)]
+    pub message: AppendMessageRequest,
+}
+
+/// Internal `POST /internal/messages/append`: several appends, possibly to several chats,
+/// stored in order (items of one chat get consecutive seqs in item order).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppendBatchRequest {
+    /// The messages, in order.
+    pub items: Vec<AppendItem>,
+}
+
+/// What became of one item of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AppendOutcome {
+    /// Stored (or found stored before, for a resend).
+    Stored(AppendMessageResponse),
+    /// Refused (e.g. `chat_ended`, `text_too_long`); nothing was stored for it.
+    Refused {
+        /// Why.
+        error: crate::error::ErrorDetail,
+    },
+}
+
+/// Answer of [`AppendMessages`]: one outcome per item, in item order. The whole call fails
+/// (and no item is stored) only when the batch could not be committed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppendBatchResponse {
+    /// Outcomes in item order.
+    pub results: Vec<AppendOutcome>,
+}
+
+/// One update of an [`AdvanceWatermarks`] batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatermarkItem {
+    /// The chat.
+    pub chat_id: Uuid,
+    /// The update.
+    #[serde(flatten)]
+    pub update: WatermarkUpdate,
+}
+
+/// Internal `POST /internal/watermarks/advance`: several watermark moves at once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatermarkBatchRequest {
+    /// The updates.
+    pub items: Vec<WatermarkItem>,
+}
+
+/// The watermarks after a move, with the chat's participants (what fan-out needs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatermarkMoved {
+    /// The watermarks after the update.
+    pub watermark: Watermark,
+    /// The chat's participants, in chat order.
+    pub participants: Vec<Uuid>,
+}
+
+/// What became of one item of a watermark batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum WatermarkOutcome {
+    /// Applied (the watermarks may not have moved if they were already there).
+    Moved(WatermarkMoved),
+    /// Refused (e.g. `chat_not_found`).
+    Refused {
+        /// Why.
+        error: crate::error::ErrorDetail,
+    },
+}
+
+/// Answer of [`AdvanceWatermarks`]: one outcome per item, in item order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WatermarkBatchResponse {
+    /// Outcomes in item order.
+    pub results: Vec<WatermarkOutcome>,
 }
 
 /// Internal `POST /internal/chats/{id}/watermarks`: advance a participant's watermarks.
@@ -100,7 +188,8 @@ pub struct WatermarkUpdate {
 }
 
 /// A participant's delivered and read watermarks in a chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Watermark {
     /// The chat.
     pub chat_id: Uuid,
@@ -112,11 +201,11 @@ pub struct Watermark {
     pub read_seq: u64,
     /// When `delivered_seq` last moved.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub delivered_at: Option<OffsetDateTime>,
     /// When `read_seq` last moved.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub read_at: Option<OffsetDateTime>,
 }
 
@@ -128,7 +217,8 @@ pub struct EndChatRequest {
 }
 
 /// Delivery state of a message as seen by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Stored by the server.
@@ -141,22 +231,24 @@ pub enum DeliveryState {
 
 /// A message's status: for the caller's own messages, how far the partner got; for the
 /// partner's messages, how far the caller got.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageStatus {
     /// Sent, delivered or read.
     pub state: DeliveryState,
     /// When it became delivered.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub delivered_at: Option<OffsetDateTime>,
     /// When it became read.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub read_at: Option<OffsetDateTime>,
 }
 
 /// A message with its status, as history shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     /// The message.
     #[serde(flatten)]
@@ -166,7 +258,8 @@ pub struct MessageView {
 }
 
 /// `GET /v1/chats` item and `GET /v1/chats/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatSummary {
     /// Chat id.
     pub id: Uuid,
@@ -176,11 +269,11 @@ pub struct ChatSummary {
     pub others: Vec<PublicProfile>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     /// When it ended, if it has.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub ended_at: Option<OffsetDateTime>,
     /// Who ended it.
     pub ended_by: Option<Uuid>,
@@ -192,8 +285,30 @@ pub struct ChatSummary {
     pub last_seq: u64,
 }
 
+/// `GET /v1/chats` query: a page of the caller's chats, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct ChatListQuery {
+    /// Most chats to return, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_before` of the previous page: chats older than that page's last one.
+    /// Absent: the newest page.
+    pub before: Option<String>,
+}
+
+/// `GET /v1/chats` answer: a page of chats, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatPage {
+    /// The chats, newest first.
+    pub chats: Vec<ChatSummary>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<String>,
+}
+
 /// `GET /v1/chats/{id}/messages` query: at most one of `before` / `after`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct HistoryQuery {
     /// Messages with seq below this (newest first page when both are absent).
     pub before: Option<u64>,
@@ -204,7 +319,8 @@ pub struct HistoryQuery {
 }
 
 /// A page of history, in ascending seq order.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     /// Messages, ascending by seq.
     pub messages: Vec<MessageView>,
@@ -213,25 +329,28 @@ pub struct HistoryPage {
 }
 
 /// `POST /v1/blocks`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockRequest {
     /// The user to block.
     pub user_id: Uuid,
 }
 
 /// `GET /v1/blocks` item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockedUser {
     /// The blocked user.
     pub user_id: Uuid,
     /// When they were blocked.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
 /// `POST /v1/reports`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRequest {
     /// The reported user (someone the reporter has a chat with).
     pub user_id: Uuid,
@@ -245,7 +364,8 @@ pub struct ReportRequest {
 }
 
 /// A stored report, for moderators.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     /// Report id.
     pub id: Uuid,
@@ -261,7 +381,7 @@ pub struct Report {
     pub reason: String,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
@@ -279,6 +399,34 @@ pub struct UserBlocks {
     pub blocked: Vec<Uuid>,
     /// Users who blocked this user.
     pub blocked_by: Vec<Uuid>,
+}
+
+/// Internal `GET /internal/chats/{id}/messages` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MessagesAfterQuery {
+    /// Messages with seq above this (default 0: from the first).
+    pub after: Option<u64>,
+    /// Most messages, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Internal `GET /internal/users/{id}/chats` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserChatsQuery {
+    /// Only chats that have not ended.
+    #[serde(default)]
+    pub active: bool,
+    /// Most chats, 1 to 500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Internal `GET /internal/blocks/check` query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockPairQuery {
+    /// One user.
+    pub a: Uuid,
+    /// The other.
+    pub b: Uuid,
 }
 
 /// Why a message text or client message id is refused; [`code`](TextError::code) is the
@@ -299,12 +447,13 @@ pub enum TextError {
 impl TextError {
     /// The error code: `text_empty`, `text_too_long`, `text_control_chars` or
     /// `client_msg_id_invalid`.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
         match self {
-            TextError::Empty => "text_empty",
-            TextError::TooLong => "text_too_long",
-            TextError::ControlChars => "text_control_chars",
-            TextError::ClientMsgIdInvalid => "client_msg_id_invalid",
+            TextError::Empty => ErrorCode::TextEmpty,
+            TextError::TooLong => ErrorCode::TextTooLong,
+            TextError::ControlChars => ErrorCode::TextControlChars,
+            TextError::ClientMsgIdInvalid => ErrorCode::ClientMsgIdInvalid,
         }
     }
 
@@ -367,6 +516,93 @@ pub fn check_client_msg_id(id: &str) -> Result<(), TextError> {
         return Err(TextError::ClientMsgIdInvalid);
     }
     Ok(())
+}
+
+// ---- endpoints ---------------------------------------------------------------------
+
+use crate::endpoint::endpoint;
+
+endpoint! {
+    /// `GET /v1/chats`: the caller's chats, newest first.
+    ListChats: GET "/v1/chats", (), ChatListQuery => ChatPage
+}
+endpoint! {
+    /// `GET /v1/chats/{id}`: one of the caller's chats.
+    GetChat: GET "/v1/chats/{id}", Uuid, () => ChatSummary
+}
+endpoint! {
+    /// `GET /v1/chats/{id}/messages`: a page of a chat's history.
+    History: GET "/v1/chats/{id}/messages", Uuid, HistoryQuery => HistoryPage
+}
+endpoint! {
+    /// `POST /v1/chats/{id}/end`: end the chat for every participant (*Next*).
+    EndChat: POST "/v1/chats/{id}/end", Uuid, () => ChatSummary
+}
+endpoint! {
+    /// `POST /v1/blocks`: block a user.
+    Block: POST "/v1/blocks", (), BlockRequest => BlockedUser
+}
+endpoint! {
+    /// `GET /v1/blocks`: the users the caller blocked, newest first.
+    ListBlocks: GET "/v1/blocks", (), () => Vec<BlockedUser>
+}
+endpoint! {
+    /// `DELETE /v1/blocks/{user_id}`: lift a block.
+    Unblock: DELETE "/v1/blocks/{user_id}", Uuid, () => ()
+}
+endpoint! {
+    /// `POST /v1/reports`: report a chat partner to the moderators.
+    FileReport: POST "/v1/reports", (), ReportRequest => Report
+}
+endpoint! {
+    /// Internal `POST /internal/chats`: create the chat of a match (idempotent per match).
+    CreateChat: POST "/internal/chats", (), CreateChatRequest => Chat
+}
+endpoint! {
+    /// Internal `GET /internal/chats/{id}`: a chat with its participants.
+    GetChatInternal: GET "/internal/chats/{id}", Uuid, () => Chat
+}
+endpoint! {
+    /// Internal `POST /internal/chats/{id}/messages`: store a message with the chat's next
+    /// seq; answers the message and the participants (what fan-out needs).
+    AppendMessage: POST "/internal/chats/{id}/messages", Uuid, AppendMessageRequest => AppendMessageResponse
+}
+endpoint! {
+    /// Internal `POST /internal/messages/append`: a batch of appends, committed together.
+    AppendMessages: POST "/internal/messages/append", (), AppendBatchRequest => AppendBatchResponse
+}
+endpoint! {
+    /// Internal `POST /internal/watermarks/advance`: a batch of watermark moves.
+    AdvanceWatermarks: POST "/internal/watermarks/advance", (), WatermarkBatchRequest => WatermarkBatchResponse
+}
+endpoint! {
+    /// Internal `GET /internal/chats/{id}/messages`: messages after a seq, ascending.
+    MessagesAfter: GET "/internal/chats/{id}/messages", Uuid, MessagesAfterQuery => Vec<Message>
+}
+endpoint! {
+    /// Internal `POST /internal/chats/{id}/watermarks`: advance a participant's watermarks.
+    AdvanceWatermark: POST "/internal/chats/{id}/watermarks", Uuid, WatermarkUpdate => Watermark
+}
+endpoint! {
+    /// Internal `GET /internal/chats/{id}/watermarks`: every participant's watermarks.
+    ChatWatermarks: GET "/internal/chats/{id}/watermarks", Uuid, () => Vec<Watermark>
+}
+endpoint! {
+    /// Internal `POST /internal/chats/{id}/end`: end a chat on behalf of a participant.
+    EndChatInternal: POST "/internal/chats/{id}/end", Uuid, EndChatRequest => Chat
+}
+endpoint! {
+    /// Internal `GET /internal/users/{id}/chats`: a user's chats, newest first.
+    UserChats: GET "/internal/users/{id}/chats", Uuid, UserChatsQuery => Vec<Chat>
+}
+endpoint! {
+    /// Internal `GET /internal/users/{id}/blocks`: whom the user blocked and who blocked
+    /// them.
+    GetUserBlocks: GET "/internal/users/{id}/blocks", Uuid, () => UserBlocks
+}
+endpoint! {
+    /// Internal `GET /internal/blocks/check`: whether either user blocked the other.
+    CheckBlock: GET "/internal/blocks/check", (), BlockPairQuery => BlockCheck
 }
 
 #[cfg(test)]

@@ -1,47 +1,10 @@
-//! The uniform JSON error body every service and the gateway answer with.
+//! [`ApiError`]: an error response with the uniform JSON body (`wire::error::ErrorBody`),
+//! as every service and the gateway answer.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-
-/// `{"error": {"code": "...", "message": "..."}}`: the body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error itself.
-    pub error: ErrorDetail,
-}
-
-/// A machine-readable code and a human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable code in `snake_case`, e.g. `username_taken`.
-    pub code: String,
-    /// Human-readable explanation; never contains internal causes.
-    pub message: String,
-    /// The request field the error is about, for validation errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-impl ErrorBody {
-    /// Builds a body from a code and a message.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            error: ErrorDetail {
-                code: code.into(),
-                message: message.into(),
-                field: None,
-            },
-        }
-    }
-
-    /// Names the request field the error is about.
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.error.field = Some(field.into());
-        self
-    }
-}
+pub use wire::error::{ErrorBody, ErrorCode, ErrorDetail};
 
 /// An error response ready to send: a status and the uniform body, plus optional headers
 /// such as `Retry-After` or `WWW-Authenticate`.
@@ -57,7 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a status, a code and a message.
-    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             body: ErrorBody::new(code, message),
@@ -66,27 +29,27 @@ impl ApiError {
     }
 
     /// A 422 about one request field.
-    pub fn validation(field: &str, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn validation(field: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
         err.body = err.body.with_field(field);
         err
     }
 
     /// A 401 with `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     /// A 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// A 503 for a backend that is down; the cause is logged by the caller, not sent.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "backend_unavailable",
+            ErrorCode::BackendUnavailable,
             message,
         )
     }
@@ -96,7 +59,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "an internal error occurred",
         )
     }
@@ -108,8 +71,8 @@ impl ApiError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &str {
-        &self.body.error.code
+    pub fn code(&self) -> ErrorCode {
+        self.body.error.code
     }
 }
 
@@ -150,28 +113,32 @@ mod tests {
 
     #[tokio::test]
     async fn an_unauthorized_error_carries_www_authenticate() {
-        let response = ApiError::unauthorized("invalid_token", "bad").into_response();
+        let response = ApiError::unauthorized(ErrorCode::InvalidToken, "bad").into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[tokio::test]
     async fn a_validation_error_names_its_field() {
-        let response =
-            ApiError::validation("username", "invalid_username", "too short").into_response();
+        let response = ApiError::validation("username", ErrorCode::InvalidUsername, "too short")
+            .into_response();
         let bytes = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .unwrap();
         let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.field.as_deref(), Some("username"));
-        assert_eq!(body.error.code, "invalid_username");
+        assert_eq!(body.error.code, ErrorCode::InvalidUsername);
     }
 
     #[test]
     fn retry_after_is_sent_as_a_header() {
-        let response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down")
-            .with_retry_after(7)
-            .into_response();
+        let response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            "slow down",
+        )
+        .with_retry_after(7)
+        .into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 }

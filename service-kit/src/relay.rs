@@ -22,7 +22,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
-use crate::api::wsmanager::RelayEnvelope;
+use wire::api::wsmanager::RelayEnvelope;
 
 /// Prefix of the Redis channel of one handler: `rc:relay:{handler_id}`.
 pub const CHANNEL_PREFIX: &str = "rc:relay:";
@@ -308,7 +308,7 @@ impl Stream for RelaySubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ServerFrame;
+    use wire::protocol::ServerFrame;
 
     fn envelope(nonce: &str) -> RelayEnvelope {
         RelayEnvelope {
@@ -350,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_redis_subscriber_receives_published_envelopes() {
-        let Some(url) = crate::testing::backend_url("REDIS_URL") else {
+        let Some(url) = test_support::backend_url("REDIS_URL") else {
             return;
         };
         let bus = RelayBus::redis(&url).unwrap();

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::api::matching::MatchInfo;
 use crate::api::message::{Message, Watermark};
+use crate::error::ErrorCode;
 
 /// Protocol version announced in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -33,6 +34,9 @@ pub mod close {
     pub const IDLE_TIMEOUT: u16 = 4000;
     /// The access token expired or its session was revoked.
     pub const TOKEN_EXPIRED: u16 = 4001;
+    /// A server error (RFC 6455 "internal error"), e.g. a backend was unreachable while
+    /// the connection was being set up; reconnect shortly.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// Too many frames too fast.
     pub const RATE_LIMITED: u16 = 4029;
 }
@@ -178,7 +182,7 @@ pub enum ServerFrame {
     /// A frame was refused. The connection stays open.
     Error {
         /// Machine-readable code (see `docs/PROTOCOL.md`).
-        code: String,
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
         /// The `type` of the frame this answers, when known.
