@@ -90,9 +90,28 @@ pub struct Settings {
     #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
 
+    /// Seconds after a refresh during which the token it replaced, presented again (a
+    /// retry after a lost answer, or a concurrent refresh), gets the same new token
+    /// instead of ending the session as reuse; 0 turns the grace off.
+    #[arg(long, env = "AUTH_REFRESH_GRACE_SECS", default_value_t = 30)]
+    pub refresh_grace_secs: u64,
+
     /// Most password hashes computed at once; default: the number of CPUs.
     #[arg(long, env = "AUTH_ARGON2_CONCURRENCY")]
     pub argon2_concurrency: Option<usize>,
+
+    /// Most password hashes queued behind the running ones; past it, requests are shed
+    /// at once with 503 `overloaded`.
+    #[arg(long, env = "AUTH_ARGON2_MAX_QUEUE", default_value_t = 64)]
+    pub argon2_max_queue: usize,
+
+    /// Sign-ups one client IP may make in a burst.
+    #[arg(long, env = "AUTH_SIGNUP_BURST_PER_IP", default_value_t = 30)]
+    pub signup_burst_per_ip: u32,
+
+    /// Seconds after which one more sign-up is allowed to a client IP past its burst.
+    #[arg(long, env = "AUTH_SIGNUP_REFILL_SECS", default_value_t = 10)]
+    pub signup_refill_secs: u64,
 
     /// Sliding window in which failed log ins count, in seconds.
     #[arg(long, env = "AUTH_LOGIN_WINDOW_SECS", default_value_t = 15 * 60)]
@@ -126,8 +145,16 @@ pub struct AuthConfig {
     pub access_token_ttl: Duration,
     /// Absolute lifetime of refresh sessions.
     pub refresh_token_ttl: Duration,
+    /// How long a just-replaced refresh token still yields its successor.
+    pub refresh_grace: Duration,
     /// Most password hashes at once.
     pub argon2_concurrency: usize,
+    /// Most password hashes queued behind those.
+    pub argon2_max_queue: usize,
+    /// Sign-ups one client IP may make in a burst.
+    pub signup_burst_per_ip: u32,
+    /// Time after which one more sign-up is allowed to a client IP past its burst.
+    pub signup_refill: Duration,
     /// Login throttling limits.
     pub throttle: ThrottleConfig,
 }
@@ -137,7 +164,11 @@ impl Default for AuthConfig {
         Self {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::from_secs(30),
             argon2_concurrency: default_concurrency(),
+            argon2_max_queue: 64,
+            signup_burst_per_ip: 30,
+            signup_refill: Duration::from_secs(10),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -154,7 +185,11 @@ impl Settings {
         AuthConfig {
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
+            refresh_grace: Duration::from_secs(self.refresh_grace_secs),
             argon2_concurrency: self.argon2_concurrency.unwrap_or_else(default_concurrency),
+            argon2_max_queue: self.argon2_max_queue,
+            signup_burst_per_ip: self.signup_burst_per_ip,
+            signup_refill: Duration::from_secs(self.signup_refill_secs.max(1)),
             throttle: ThrottleConfig {
                 window: Duration::from_secs(self.login_window_secs),
                 per_pair: self.login_max_per_pair,

@@ -5,7 +5,11 @@ use secrecy::{ExposeSecret, SecretString};
 use service_kit::error::ErrorCode;
 use time::Date;
 use wire::api::auth::Preferences;
-use wire::domain::{Gender, MAX_AGE, MIN_AGE, age_on, normalize_interests};
+use wire::api::matching::InterestMode;
+use wire::domain::{
+    Gender, MAX_AGE, MAX_FALLBACK_AFTER_SECS, MAX_WIDEN_EVERY_SECS, MIN_AGE, age_on,
+    is_invisible_or_bidi, normalize_interests,
+};
 
 use crate::error::AuthError;
 
@@ -114,6 +118,20 @@ impl DisplayName {
                 "a display name must not contain control characters",
             ));
         }
+        if name.chars().any(is_invisible_or_bidi) {
+            return Err(AuthError::validation(
+                "display_name",
+                ErrorCode::InvalidDisplayName,
+                "a display name must not contain invisible or text-direction characters",
+            ));
+        }
+        if service_kit::content::is_offensive_name(name) {
+            return Err(AuthError::validation(
+                "display_name",
+                ErrorCode::InvalidDisplayName,
+                "this display name is not allowed; choose another",
+            ));
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -197,12 +215,47 @@ pub fn parse_preferences(raw: Preferences) -> Result<Preferences, AuthError> {
             genders.push(g);
         }
     }
+    if raw.age_widen_years > MAX_AGE - MIN_AGE {
+        return Err(AuthError::validation(
+            "age_widen_years",
+            ErrorCode::InvalidAgeWiden,
+            format!("age_widen_years must be at most {}", MAX_AGE - MIN_AGE),
+        ));
+    }
+    if !(1..=MAX_WIDEN_EVERY_SECS).contains(&raw.widen_every_secs) {
+        return Err(AuthError::validation(
+            "widen_every_secs",
+            ErrorCode::InvalidWidenEvery,
+            format!("widen_every_secs must be between 1 and {MAX_WIDEN_EVERY_SECS}"),
+        ));
+    }
+    if raw
+        .fallback_after_secs
+        .is_some_and(|s| s > MAX_FALLBACK_AFTER_SECS)
+    {
+        return Err(AuthError::validation(
+            "fallback_after_secs",
+            ErrorCode::InvalidFallback,
+            format!("fallback_after_secs must be at most {MAX_FALLBACK_AFTER_SECS}"),
+        ));
+    }
+    let interests = parse_interests(&raw.interests, "interests")?;
+    if raw.interest_mode == InterestMode::Required && interests.is_empty() {
+        return Err(AuthError::validation(
+            "interests",
+            ErrorCode::InterestsRequired,
+            "required interests need at least one interest",
+        ));
+    }
     Ok(Preferences {
         genders,
         min_age: raw.min_age,
         max_age: raw.max_age,
-        interests: parse_interests(&raw.interests, "interests")?,
-        ..Default::default()
+        interests,
+        interest_mode: raw.interest_mode,
+        age_widen_years: raw.age_widen_years,
+        widen_every_secs: raw.widen_every_secs,
+        fallback_after_secs: raw.fallback_after_secs,
     })
 }
 
@@ -314,6 +367,13 @@ mod tests {
     fn a_display_name_with_a_control_character_is_rejected() {
         assert!(DisplayName::parse("Ali\u{7}ce").is_err());
         assert!(DisplayName::parse("Ali\nce").is_err());
+    }
+
+    #[test]
+    fn a_display_name_that_reorders_or_hides_text_is_rejected() {
+        assert!(DisplayName::parse("Ann\u{202E}nimda").is_err());
+        assert!(DisplayName::parse("Ad\u{200B}min").is_err());
+        assert!(DisplayName::parse("Zoë 👩\u{200D}💻").is_ok());
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub enum AuthError {
     /// No such user or session (404).
     #[error("{0}")]
     NotFound(&'static str),
+    /// Too much password hashing is queued; shed at once (503 `overloaded`).
+    #[error("too many requests are waiting for password hashing; try again shortly")]
+    Overloaded,
+    /// Too many sign-ups from this client IP (429 `rate_limited`).
+    #[error("too many sign-ups from this address; try again later")]
+    TooManySignups {
+        /// Seconds until the next sign-up is allowed.
+        retry_after: u64,
+    },
     /// A backend is down (503; the cause is logged).
     #[error("backend unavailable: {0}")]
     Unavailable(String),
@@ -72,7 +81,8 @@ impl AuthError {
             AuthError::WrongPassword => StatusCode::FORBIDDEN,
             AuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
-            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Unavailable(_) | AuthError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::TooManySignups { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +99,8 @@ impl AuthError {
             AuthError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
             AuthError::NotFound(_) => ErrorCode::NotFound,
             AuthError::Unavailable(_) => ErrorCode::BackendUnavailable,
+            AuthError::Overloaded => ErrorCode::Overloaded,
+            AuthError::TooManySignups { .. } => ErrorCode::RateLimited,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -116,6 +128,18 @@ impl From<AuthError> for ApiError {
                 ApiError::new(status, code, "too many failed log ins; try again later")
                     .with_retry_after(retry_after)
             }
+            AuthError::TooManySignups { retry_after } => ApiError::new(
+                status,
+                code,
+                "too many sign-ups from this address; try again later",
+            )
+            .with_retry_after(retry_after),
+            AuthError::Overloaded => ApiError::new(
+                status,
+                code,
+                "too many requests are waiting for password hashing; try again shortly",
+            )
+            .with_retry_after(1),
             AuthError::Unavailable(cause) => {
                 tracing::warn!(%cause, "backend unavailable");
                 ApiError::unavailable("a backend is unavailable; try again shortly")

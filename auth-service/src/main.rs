@@ -14,11 +14,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    axum::serve(
+    service_kit::serve::serve(
         listener,
-        auth_service::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        auth_service::app(state),
+        service_kit::shutdown::signal(),
+        settings.common.serve_options(),
     )
-    .with_graceful_shutdown(service_kit::shutdown::signal())
-    .await
-    .context("serving")
+    .await;
+    Ok(())
 }

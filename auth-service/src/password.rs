@@ -1,8 +1,11 @@
 //! Password hashing: argon2id with the OWASP parameters (m = 19 MiB, t = 2, p = 1) on
 //! blocking threads, at most `concurrency` at a time so that a burst of log ins queues
-//! instead of exhausting memory and the blocking pool.
+//! instead of exhausting memory and the blocking pool, and at most `max_waiting` queued
+//! behind them: past that the request is shed at once with 503 `overloaded` rather than
+//! making everyone's log in slow.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -29,6 +32,8 @@ pub fn argon2id() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     /// A hash of a random password, verified against when the user is unknown so that
     /// the answer takes as long as for a wrong password.
     dummy_hash: Arc<str>,
@@ -43,14 +48,16 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `concurrency` (at least 1) hashes at once. Computes the
-    /// dummy hash, so it takes as long as one hash.
-    pub fn new(concurrency: usize) -> Self {
+    /// A hasher running at most `concurrency` (at least 1) hashes at once with at most
+    /// `max_waiting` more queued. Computes the dummy hash, so it takes as long as one hash.
+    pub fn new(concurrency: usize, max_waiting: usize) -> Self {
         let mut random = [0u8; 32];
         rand::fill(&mut random);
         let dummy = hash_blocking(&random).expect("hashing random bytes cannot fail");
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting,
             dummy_hash: dummy.into(),
         }
     }
@@ -83,15 +90,47 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        // The semaphore is never closed, so acquiring fails only if that changes.
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Internal(format!("hashing semaphore closed: {e}")))?;
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let queued =
+                    WaitingSlot::take(&self.waiting, self.max_waiting).ok_or_else(|| {
+                        metrics::counter!("auth_hashes_shed_total").increment(1);
+                        AuthError::Overloaded
+                    })?;
+                // The semaphore is never closed, so acquiring fails only if that changes.
+                let permit =
+                    self.permits.clone().acquire_owned().await.map_err(|e| {
+                        AuthError::Internal(format!("hashing semaphore closed: {e}"))
+                    })?;
+                drop(queued);
+                permit
+            }
+        };
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+    }
+}
+
+/// One place in the hashing queue, given back on drop (also when the request is dropped
+/// while waiting).
+struct WaitingSlot<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingSlot<'a> {
+    fn take(waiting: &'a AtomicUsize, max: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiting))
+    }
+}
+
+impl Drop for WaitingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -122,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hashed_password_verifies_and_another_does_not() {
-        let hasher = PasswordHasher::new(2);
+        let hasher = PasswordHasher::new(2, 16);
         let hash = hasher.hash(secret("correct horse")).await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -144,7 +183,31 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
-        let hasher = PasswordHasher::new(1);
+        let hasher = PasswordHasher::new(1, 16);
         assert!(!hasher.verify(secret("anything"), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_bound_hashing_is_shed_at_once_and_the_queue_still_drains() {
+        let hasher = PasswordHasher::new(1, 2);
+        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(secret("queued")).await })
+            })
+            .collect();
+        while hasher.waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+
+        let shed = hasher.hash(secret("one too many")).await.unwrap_err();
+        assert!(matches!(shed, AuthError::Overloaded), "{shed}");
+
+        drop(busy);
+        for task in queued {
+            assert!(task.await.unwrap().is_ok());
+        }
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
     }
 }

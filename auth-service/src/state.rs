@@ -14,7 +14,7 @@ use crate::store::dynamodb::{DynamoConfig, DynamoSessionStore};
 use crate::store::postgres::{self, PgUserStore};
 use crate::store::sqlite::{self, SqliteSessionStore, SqliteUserStore};
 use crate::store::{SessionStore, UserStore};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{LoginThrottle, SignupLimiter};
 
 /// The two stores of the service.
 #[derive(Debug, Clone)]
@@ -106,6 +106,10 @@ pub fn load_or_create_signer(
             .with_context(|| format!("writing a new signing key to {}", path.display()))?;
         tracing::info!(path = %path.display(), "generated a new access-token signing key");
     }
+    // A key others may read is refused rather than silently tightened: whoever loosened
+    // it should know that it may have leaked.
+    service_kit::fs::check_private_file(path)
+        .with_context(|| format!("refusing the signing key {}", path.display()))?;
     let pem =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     TokenSigner::from_pem(&pem, issuer, audience)
@@ -116,8 +120,9 @@ fn write_new_key(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
+        && !dir.exists()
     {
-        std::fs::create_dir_all(dir)?;
+        service_kit::fs::ensure_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     // `create_new` so that two processes starting at once cannot overwrite each other's key.
@@ -151,6 +156,7 @@ struct Inner {
     credential: ServiceCredential,
     hasher: PasswordHasher,
     throttle: LoginThrottle,
+    signups: SignupLimiter,
     config: AuthConfig,
 }
 
@@ -167,8 +173,9 @@ impl AppState {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                hasher: PasswordHasher::new(config.argon2_concurrency),
+                hasher: PasswordHasher::new(config.argon2_concurrency, config.argon2_max_queue),
                 throttle: LoginThrottle::new(config.throttle.clone()),
+                signups: SignupLimiter::new(config.signup_burst_per_ip, config.signup_refill),
                 stores,
                 signer,
                 verifier,
@@ -187,6 +194,12 @@ impl AppState {
             &signer.jwks(),
         )
         .map_err(|e| anyhow::anyhow!("loading our own public key: {e}"))?;
+        match &settings.common.rc_redis_url {
+            Some(url) => verifier.revocations().follow_redis(url)?,
+            None => tracing::warn!(
+                "RC_REDIS_URL is not set: sessions ended here stay usable in other processes until their access tokens expire"
+            ),
+        }
         let stores = Stores::from_settings(settings).await?;
         Ok(Self::new(
             stores,
@@ -227,9 +240,29 @@ impl AppState {
         &self.inner.throttle
     }
 
+    /// The per-IP sign-up limit.
+    pub fn signups(&self) -> &SignupLimiter {
+        &self.inner.signups
+    }
+
     /// The behaviour settings.
     pub fn config(&self) -> &AuthConfig {
         &self.inner.config
+    }
+
+    /// Makes the access tokens of the ended `sessions` fail everywhere (every token check
+    /// and open socket of the platform) until they would have expired anyway.
+    pub async fn announce_ended(&self, sessions: &[uuid::Uuid]) {
+        let forget_at = time::OffsetDateTime::now_utc().unix_timestamp()
+            + self.inner.config.access_token_ttl.as_secs() as i64
+            + service_kit::token::LEEWAY_SECS as i64;
+        for session in sessions {
+            self.inner
+                .verifier
+                .revocations()
+                .announce(*session, forget_at)
+                .await;
+        }
     }
 }
 
@@ -255,6 +288,7 @@ pub fn spawn_purge(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut every = tokio::time::interval(PURGE_EVERY);
         loop {
             every.tick().await;
+            state.signups().shrink();
             match state.sessions().purge_expired(crate::store::now()).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "deleted expired refresh sessions"),

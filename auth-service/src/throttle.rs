@@ -26,7 +26,43 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
+
+/// Sign-ups per client IP (GCRA): a burst, then one more per refill period. Checked before
+/// any password is hashed, so anonymous sign-ups cannot exhaust hashing.
+#[derive(Debug)]
+pub struct SignupLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl SignupLimiter {
+    /// `burst` sign-ups at once, then one per `refill`.
+    pub fn new(burst: u32, refill: Duration) -> Self {
+        let burst = std::num::NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
+        let quota = Quota::with_period(refill.max(Duration::from_millis(1)))
+            .expect("a positive period")
+            .allow_burst(burst);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+
+    /// `Ok` when `ip` may sign up now, else the seconds to wait.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        })
+    }
+
+    /// Forgets clients that are back to a full burst.
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
 
 /// Throttling limits.
 #[derive(Debug, Clone)]
@@ -348,5 +384,17 @@ mod tests {
         assert_eq!(fail(&throttle, "alice", ip(1)), Err(600));
         tokio::time::advance(Duration::from_secs(600)).await;
         assert!(fail(&throttle, "alice", ip(1)).is_ok());
+    }
+
+    #[test]
+    fn sign_ups_past_the_burst_wait_and_other_ips_do_not() {
+        let limiter = SignupLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check(ip).is_ok());
+        }
+        let wait = limiter.check(ip).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(limiter.check("192.0.2.2".parse().unwrap()).is_ok());
     }
 }

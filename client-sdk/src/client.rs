@@ -25,7 +25,6 @@ use wire::endpoint::{Endpoint, PathParams};
 use wire::error::{ErrorBody, ErrorCode};
 
 use crate::error::{Error, Result};
-use crate::realtime::{ConnectOptions, Connection};
 
 /// Refresh the access token when it has less than this left.
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
@@ -165,9 +164,15 @@ impl Client {
         self.authed::<GetMe>((), &()).await
     }
 
-    /// Edits my profile (absent fields stay).
+    /// Edits my profile (absent fields stay). A new content filter level travels in the
+    /// access token, so the token is refreshed at once when the level changes; connections
+    /// opened from then on use it (reconnect to apply it to an open one).
     pub async fn update_profile(&self, request: &UpdateProfileRequest) -> Result<Profile> {
-        self.authed::<UpdateMe>((), request).await
+        let profile = self.authed::<UpdateMe>((), request).await?;
+        if request.content_filter.is_some() {
+            self.refresh().await?;
+        }
+        Ok(profile)
     }
 
     /// My saved matching preferences.
@@ -262,19 +267,6 @@ impl Client {
     /// Reports a user I have a chat with.
     pub async fn report(&self, request: &ReportRequest) -> Result<Report> {
         self.authed::<FileReport>((), request).await
-    }
-
-    // ---- real time ----------------------------------------------------------------
-
-    /// Opens the real-time connection: an event stream plus sending, with reconnects,
-    /// resume and delivery acks handled by itself.
-    pub async fn connect(&self) -> Result<Connection> {
-        self.connect_with(ConnectOptions::default()).await
-    }
-
-    /// [`Client::connect`] with options.
-    pub async fn connect_with(&self, options: ConnectOptions) -> Result<Connection> {
-        Connection::open(self.clone(), options).await
     }
 
     /// A valid access token, refreshed first when it is about to expire.

@@ -24,12 +24,27 @@ use uuid::Uuid;
 use wire::api::matching::MatchInfo;
 use wire::api::message::{Message, Watermark};
 use wire::error::{ErrorBody, ErrorCode};
-use wire::protocol::{ClientFrame, ResumePoint, ServerFrame, WS_PATH};
+use wire::protocol::{ClientFrame, ResumePoint, ServerFrame, WS_PATH, close};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The real-time side of [`Client`] (defined here so that the REST client does not depend
+/// on the connection).
+impl Client {
+    /// Opens the real-time connection: an event stream plus sending, with reconnects,
+    /// resume and delivery acks handled by itself.
+    pub async fn connect(&self) -> Result<Connection> {
+        self.connect_with(ConnectOptions::default()).await
+    }
+
+    /// [`Client::connect`] with options.
+    pub async fn connect_with(&self, options: ConnectOptions) -> Result<Connection> {
+        Connection::open(self.clone(), options).await
+    }
+}
 
 /// How the connection behaves.
 #[derive(Debug, Clone)]
@@ -313,6 +328,8 @@ enum Ended {
     Closed,
     /// The socket dropped; reconnect.
     Dropped(String),
+    /// A newer connection of the account took this one's place; stop.
+    Replaced(String),
 }
 
 struct Driver {
@@ -343,6 +360,11 @@ impl Driver {
                     attempt = 0;
                     match self.session(socket).await {
                         Ended::Closed => break,
+                        Ended::Replaced(reason) => {
+                            tracing::info!(%reason, "real-time connection replaced; not reconnecting");
+                            let _ = self.events.send(Event::Disconnected { reason }).await;
+                            break;
+                        }
                         Ended::Dropped(reason) => {
                             tracing::debug!(%reason, "real-time connection dropped");
                             if self
@@ -477,10 +499,16 @@ impl Driver {
                     let frame = match incoming {
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Close(close))) => {
+                            let code = close.as_ref().map(|c| u16::from(c.code));
                             let reason = close.map_or_else(
                                 || "closed by the server".to_owned(),
                                 |c| format!("closed by the server: {} {}", u16::from(c.code), c.reason),
                             );
+                            // Replaced by a newer connection of the account: reconnecting
+                            // would close that one in turn.
+                            if code == Some(close::TOO_MANY_CONNECTIONS) {
+                                return Ended::Replaced(reason);
+                            }
                             return Ended::Dropped(reason);
                         }
                         Some(Ok(_)) => continue,

@@ -48,6 +48,11 @@ pub struct Settings {
     )]
     pub ws_manager_url: String,
 
+    /// Address of the operators' listener serving `/metrics` and `/healthz`. It is kept
+    /// apart from the public listener: never expose it to the Internet.
+    #[arg(long, env = "GATEWAY_METRICS_LISTEN", default_value = "127.0.0.1:9080", value_parser = parse_listen)]
+    pub metrics_listen: SocketAddr,
+
     #[command(flatten)]
     pub limits: Limits,
 
@@ -70,10 +75,12 @@ pub struct Limits {
     #[arg(long, env = "GATEWAY_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
 
-    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted
-    /// proxy that sets it).
-    #[arg(long, env = "GATEWAY_TRUST_FORWARDED_FOR", default_value_t = false)]
-    pub trust_forwarded_for: bool,
+    /// How many trusted proxies stand in front of the gateway, each appending the address
+    /// it received from to `X-Forwarded-For`. The client IP is then the entry that many
+    /// places from the right (entries further left are written by the client and ignored);
+    /// 0 (the default) ignores the header and uses the peer address.
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", default_value_t = 0)]
+    pub trusted_proxies: usize,
 
     /// Origins allowed by CORS, comma-separated; `*` allows any (tokens travel in
     /// headers, never cookies, so no credentials mode is needed).
@@ -92,7 +99,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             rate_per_second: 50,
             rate_burst: 200,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             cors_origins: vec!["*".to_owned()],
         }
     }

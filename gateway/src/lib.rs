@@ -8,8 +8,12 @@
 //!
 //! - [`config`] — settings.
 //! - [`state`] — the shared state and the upstream services.
-//! - [`routes`] — the REST proxy, the WebSocket proxy and the OpenAPI document.
-//! - [`ratelimit`] — per-IP request rate limiting.
+//! - [`routes`] — the REST proxy, the WebSocket proxy, the OpenAPI document and the
+//!   middleware in front of them (path hygiene, rate limit).
+//! - [`ratelimit`] — the per-IP limiter and the client IP behind trusted proxies.
+//!
+//! `/metrics` is not on the public router: [`metrics_app`] serves it on a separate
+//! listener for operators.
 
 pub mod config;
 pub mod ratelimit;
@@ -20,13 +24,19 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::get;
+use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::{Limits, Settings};
 pub use state::{AppState, Upstreams, WsUpstream};
 
-/// The gateway's whole router.
+/// How often the rate limiter forgets clients that are back to a full allowance.
+const LIMITER_SHRINK_EVERY: Duration = Duration::from_secs(60);
+
+/// The gateway's public router. Spawns the rate limiter's clean-up, which ends when the
+/// state is dropped.
 pub fn app(state: AppState) -> Router {
+    spawn_limiter_shrink(&state);
     let cors = cors_layer(&state.limits().cors_origins);
     let public = Router::new()
         .route(wire::protocol::WS_PATH, get(routes::ws::upgrade))
@@ -35,14 +45,37 @@ pub fn app(state: AppState) -> Router {
         .fallback(routes::proxy::forward)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            ratelimit::limit,
+            routes::guard::limit,
         ))
         .layer(cors)
         .with_state(state);
     let router = Router::new()
-        .merge(service_kit::telemetry::health_routes())
-        .merge(public);
+        .merge(service_kit::telemetry::liveness_routes())
+        .merge(public)
+        // Outermost, so that nothing routes or counts a path before it is checked.
+        .layer(middleware::from_fn(routes::guard::refuse_unsafe_paths));
     service_kit::telemetry::service_layers(router, "gateway")
+}
+
+/// The operators' router: `/metrics` and `/healthz`, for a listener that is not public.
+pub fn metrics_app() -> Router {
+    service_kit::telemetry::health_routes()
+}
+
+fn spawn_limiter_shrink(state: &AppState) {
+    let weak = state.downgrade();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LIMITER_SHRINK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(state) = AppState::upgrade(&weak) else {
+                return;
+            };
+            state.limiter().shrink();
+        }
+    });
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {

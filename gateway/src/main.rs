@@ -1,13 +1,11 @@
 //! The gateway binary: the public listener in front of the services.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use gateway::{AppState, Settings, Upstreams, WsUpstream};
 use service_kit::client::{ServiceClient, default_http_client};
-use service_kit::token::TokenVerifier;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,15 +30,22 @@ async fn main() -> anyhow::Result<()> {
             Some(credential),
         )),
     };
-    let verifier = TokenVerifier::new(
-        &settings.common.token_issuer,
-        &settings.common.token_audience,
-    );
+    let verifier = settings.common.token_verifier()?;
     service_kit::jwks::spawn_refresh(
         verifier.clone(),
         upstreams.auth.clone(),
         Duration::from_secs(300),
     );
+
+    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
+    tracing::info!(address = %metrics_listener.local_addr()?, "gateway metrics listening");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(metrics_listener, gateway::metrics_app()).await {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
 
     let state = AppState::new(upstreams, verifier, settings.limits.clone());
     let app = gateway::app(state);
@@ -48,11 +53,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    axum::serve(
+    service_kit::serve::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        service_kit::shutdown::signal(),
+        settings.common.serve_options(),
     )
-    .with_graceful_shutdown(service_kit::shutdown::signal())
-    .await
-    .context("server error")
+    .await;
+    Ok(())
 }

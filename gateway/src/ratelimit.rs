@@ -1,23 +1,12 @@
-//! Per-client-IP request rate limiting (GCRA via `governor`), answering 429 with
-//! `Retry-After`.
+//! Per-client-IP request rate limiting (GCRA via `governor`) and finding the client IP
+//! behind trusted proxies.
 
-use service_kit::error::ErrorCode;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use service_kit::error::ApiError;
-
-use crate::state::AppState;
-
-/// Header the gateway sets to the client's IP for the services (any value sent by the
-/// client is replaced).
-pub static CLIENT_IP_HEADER: HeaderName = HeaderName::from_static("x-rc-client-ip");
 
 /// A keyed GCRA limiter by client IP.
 #[derive(Debug)]
@@ -43,58 +32,49 @@ impl IpRateLimiter {
         })
     }
 
-    /// Drops state of clients that are back to a full allowance.
+    /// Drops state of clients that are back to a full allowance (run on a timer, see
+    /// [`crate::app`]).
     pub fn shrink(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
+
+    /// How many clients the limiter holds state for.
+    pub fn tracked(&self) -> usize {
+        self.limiter.len()
+    }
 }
 
-/// The client's IP: the first `X-Forwarded-For` entry when trusted, else the peer address.
-pub fn client_ip(
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-    trust_forwarded_for: bool,
-) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
+/// The client's IP. With `trusted_proxies` = N > 0, each of the N proxies in front of the
+/// gateway appended the address it received from to `X-Forwarded-For`, so the client is
+/// the N-th entry from the right; anything left of it was written by the client and is
+/// ignored. A header with fewer entries (or several headers, or an entry that is not an
+/// IP) did not come through the proxies as configured, and the peer address is used.
+pub fn client_ip(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxies: usize) -> IpAddr {
+    let peer_ip = peer
+        .map(|p| p.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if trusted_proxies == 0 {
+        return peer_ip;
     }
-    peer.map(|p| p.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
-}
-
-/// Middleware: refuse over-rate clients with 429 and record the client IP for services.
-pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
-    let ip = client_ip(req.headers(), peer, state.limits().trust_forwarded_for);
-    if let Err(wait) = state.limiter().check(ip) {
-        metrics::counter!("gateway_rate_limited_total").increment(1);
-        return ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::RateLimited,
-            "too many requests; slow down",
-        )
-        .with_retry_after(wait.max(1))
-        .into_response();
-    }
-    let value =
-        HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value");
-    req.headers_mut().insert(CLIENT_IP_HEADER.clone(), value);
-    next.run(req).await
+    let mut values = headers.get_all("x-forwarded-for").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return peer_ip;
+    };
+    let Ok(value) = value.to_str() else {
+        return peer_ip;
+    };
+    value
+        .rsplit(',')
+        .nth(trusted_proxies - 1)
+        .and_then(|entry| entry.trim().parse().ok())
+        .unwrap_or(peer_ip)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn a_client_over_its_burst_is_told_when_to_retry() {
@@ -121,18 +101,62 @@ mod tests {
         );
     }
 
-    #[test]
-    fn forwarded_for_is_ignored_unless_trusted() {
+    fn forwarded(value: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
-        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+        headers
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_without_trusted_proxies() {
         let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
-        assert_eq!(client_ip(&headers, Some(peer), false), peer.ip());
+        let headers = forwarded("203.0.113.9");
+        assert_eq!(client_ip(&headers, Some(peer), 0), peer.ip());
+    }
+
+    #[test]
+    fn the_client_is_the_entry_added_by_the_outermost_trusted_proxy() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        // The client forged "1.2.3.4"; the one trusted proxy appended the real address.
+        let headers = forwarded("1.2.3.4, 203.0.113.9");
+        assert_eq!(client_ip(&headers, Some(peer), 1), ip("203.0.113.9"));
+        // Two proxies: the second appended the first's address.
+        let headers = forwarded("1.2.3.4, 203.0.113.9, 10.0.0.1");
+        assert_eq!(client_ip(&headers, Some(peer), 2), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn a_header_that_did_not_pass_every_proxy_is_not_believed() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         assert_eq!(
-            client_ip(&headers, Some(peer), true),
-            "203.0.113.9".parse::<IpAddr>().unwrap()
+            client_ip(&forwarded("203.0.113.9"), Some(peer), 2),
+            peer.ip()
         );
+        assert_eq!(client_ip(&forwarded("not-an-ip"), Some(peer), 1), peer.ip());
+        let mut two = forwarded("1.1.1.1");
+        two.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+        assert_eq!(client_ip(&two, Some(peer), 1), peer.ip());
+    }
+
+    #[test]
+    fn spoofed_entries_all_count_against_one_client() {
+        // 300 log-ins, each with a different forged leftmost entry, come from one client.
+        let limiter = IpRateLimiter::new(1, 10);
+        let peer: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let mut refused = 0;
+        for i in 0..300u32 {
+            let mut headers = HeaderMap::new();
+            let value = format!("198.51.{}.{}, 203.0.113.9", i / 256, i % 256);
+            headers.insert("x-forwarded-for", HeaderValue::from_str(&value).unwrap());
+            if limiter.check(client_ip(&headers, Some(peer), 1)).is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused >= 289, "only {refused} of 300 were limited");
+        assert_eq!(limiter.tracked(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! Gateway state: the upstream services, the token verifier, limits and caches.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -62,7 +62,21 @@ struct Inner {
     handlers: Mutex<Option<(Instant, Vec<HandlerInfo>)>>,
 }
 
+/// A handle on the state that does not keep it alive (for background tasks).
+#[derive(Debug, Clone)]
+pub struct WeakState(Weak<Inner>);
+
 impl AppState {
+    /// A handle that does not keep the state alive.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.inner))
+    }
+
+    /// The state again, unless every strong handle was dropped.
+    pub fn upgrade(weak: &WeakState) -> Option<Self> {
+        weak.0.upgrade().map(|inner| Self { inner })
+    }
+
     /// Builds the state.
     pub fn new(upstreams: Upstreams, verifier: TokenVerifier, limits: Limits) -> Self {
         let limiter = IpRateLimiter::new(limits.rate_per_second, limits.rate_burst);

@@ -155,6 +155,69 @@ async fn a_valid_token_reaches_the_owning_service_with_a_request_id() {
 }
 
 #[tokio::test]
+async fn dot_segments_and_encoded_separators_never_reach_a_service() {
+    let gw = TestGateway::new(Limits::default());
+    let token = gw.token();
+    // `http::Uri` keeps the path as written (a client library would normalise it).
+    for path in [
+        "/v1/me/../../internal/users/0190b3c2-0000-7000-8000-000000000000",
+        "/v1/me/%2e%2e/%2e%2e/internal/users/0190b3c2-0000-7000-8000-000000000000",
+        "/v1/me/../../metrics",
+        "/v1/me/%2E%2E/%2E%2E/readyz",
+        "/v1/me/..%2f..%2fopenapi.json",
+        "/v1//me",
+    ] {
+        let calls_before = gw.auth.0.lock().unwrap().len();
+        let (status, _, json) = gw.get(path, Some(&token)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(error_code(&json), "bad_request", "{path}");
+        assert_eq!(
+            gw.auth.0.lock().unwrap().len(),
+            calls_before,
+            "{path} reached auth-service"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_on_the_public_listener() {
+    let gw = TestGateway::new(Limits::default());
+    let (status, _, _) = gw.get("/metrics", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = gw.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let operators = gateway::metrics_app()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(operators.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forged_forwarded_for_entries_do_not_escape_the_limit() {
+    let gw = TestGateway::new(Limits {
+        rate_per_second: 1,
+        rate_burst: 3,
+        trusted_proxies: 1,
+        ..Limits::default()
+    });
+    let mut limited = 0;
+    for i in 0..20 {
+        let request = Request::get("/.well-known/jwks.json")
+            .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.9"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = gw.call(request).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 16, "only {limited} of 20 were limited");
+    assert_eq!(gw.auth.last()["x-rc-client-ip"], "203.0.113.9");
+}
+
+#[tokio::test]
 async fn log_in_needs_no_token() {
     let gw = TestGateway::new(Limits::default());
     let request = Request::post("/v1/auth/login")

@@ -14,8 +14,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "matching-service listening");
-    axum::serve(listener, matching_service::app(state))
-        .with_graceful_shutdown(service_kit::shutdown::signal())
-        .await
-        .context("serving")
+    service_kit::serve::serve(
+        listener,
+        matching_service::app(state),
+        service_kit::shutdown::signal(),
+        settings.common.serve_options(),
+    )
+    .await;
+    Ok(())
 }

@@ -5,16 +5,11 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+pub use wire::api::auth::DEFAULT_WIDEN_EVERY_SECS;
 use wire::api::auth::PublicProfile;
 use wire::api::matching::{CriteriaInForce, InterestMode, RelaxedCriterion};
 use wire::domain::{Gender, MAX_AGE, MIN_AGE};
-
-/// Default seconds of waiting per year of age widening.
-pub const DEFAULT_WIDEN_EVERY_SECS: u32 = 10;
-/// Longest step between two age widenings a ticket may ask for (one day).
-pub const MAX_WIDEN_EVERY_SECS: u32 = 86_400;
-/// Longest fallback delay a ticket may ask for (one week).
-pub const MAX_FALLBACK_AFTER_SECS: u32 = 7 * 86_400;
+pub use wire::domain::{MAX_FALLBACK_AFTER_SECS, MAX_WIDEN_EVERY_SECS};
 
 /// What a user asked for, as validated at join time (before any widening).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

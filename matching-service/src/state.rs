@@ -159,10 +159,7 @@ impl AppState {
             message: peer("message-service", &settings.message_url)?,
             ws_manager: peer("ws-manager", &settings.ws_manager_url)?,
         };
-        let verifier = TokenVerifier::new(
-            &settings.common.token_issuer,
-            &settings.common.token_audience,
-        );
+        let verifier = settings.common.token_verifier()?;
         service_kit::jwks::spawn_refresh(
             verifier.clone(),
             peers.auth.clone(),

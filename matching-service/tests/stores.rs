@@ -70,6 +70,7 @@ macro_rules! cases {
 cases!(
     random_pairs_satisfy_both_sides,
     blocks_are_honoured_both_ways,
+    a_ticket_blocking_thousands_joins_and_honours_every_block,
     cooldown_keeps_former_partners_apart,
     oldest_compatible_ticket_is_served_first,
     criteria_widen_with_waiting_time_and_never_beyond,

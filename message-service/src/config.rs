@@ -50,8 +50,9 @@ pub struct Settings {
     #[arg(long, env = "MESSAGE_JWKS_REFRESH_SECS", default_value_t = 300)]
     pub jwks_refresh_secs: u64,
 
-    /// Reports one user may file per window.
-    #[arg(long, env = "MESSAGE_REPORTS_PER_WINDOW", default_value_t = 10)]
+    /// Reports one user may file per window (at least 1).
+    #[arg(long, env = "MESSAGE_REPORTS_PER_WINDOW", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub reports_per_window: u32,
 
     /// The report rate-limit window, in seconds.
@@ -111,6 +112,19 @@ mod tests {
         assert!(!settings.on_mongodb());
         assert_eq!(settings.mongodb_database, "random_chats");
         assert_eq!(settings.message_config().reports_per_window, 10);
+    }
+
+    #[test]
+    fn a_report_limit_of_zero_is_refused_at_start() {
+        let err = Settings::try_parse_from([
+            "message-service",
+            "--service-token",
+            "0123456789abcdef",
+            "--reports-per-window",
+            "0",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("reports-per-window"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use service_kit::auth::ServiceCredential;
 use service_kit::client::ServiceClient;
 use service_kit::token::TokenVerifier;
+use uuid::Uuid;
 use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
@@ -45,7 +46,13 @@ struct Inner {
     credential: ServiceCredential,
     notifier: Option<ServiceClient>,
     config: MessageConfig,
+    /// Serialises the limit check and the insert of one reporter's reports (striped by
+    /// reporter id), so that concurrent reports cannot all pass a limit of one.
+    report_locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of [`AppState::report_lock`].
+const REPORT_LOCK_STRIPES: usize = 64;
 
 impl AppState {
     /// Assembles the state. `notifier` calls ws-manager (`None`: chat ends are not
@@ -64,6 +71,9 @@ impl AppState {
                 credential,
                 notifier,
                 config,
+                report_locks: (0..REPORT_LOCK_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
             }),
         }
     }
@@ -72,10 +82,7 @@ impl AppState {
     /// keeps refreshing) auth-service's published keys, and ws-manager over HTTP.
     pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let store = store_from_settings(settings).await?;
-        let verifier = TokenVerifier::new(
-            &settings.common.token_issuer,
-            &settings.common.token_audience,
-        );
+        let verifier = settings.common.token_verifier()?;
         let http = service_kit::client::default_http_client();
         let auth = ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None);
         service_kit::jwks::spawn_refresh(
@@ -109,6 +116,14 @@ impl AppState {
     /// The behaviour settings.
     pub fn config(&self) -> &MessageConfig {
         &self.inner.config
+    }
+
+    /// Held while one reporter's report limit is checked and their report stored: it
+    /// serialises them within this instance (with several instances, each one enforces
+    /// the limit on what it sees; see docs/SECURITY.md).
+    pub async fn report_lock(&self, reporter: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (reporter.as_u128() % REPORT_LOCK_STRIPES as u128) as usize;
+        self.inner.report_locks[stripe].lock().await
     }
 
     /// Pushes `chat_ended` for `chat` to its participants in the background (best effort).

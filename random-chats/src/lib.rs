@@ -48,6 +48,8 @@ pub struct PlatformConfig {
     pub ws_manager: ws_manager::ManagerConfig,
     /// ws-handler behaviour.
     pub ws_handler: ws_handler::HandlerConfig,
+    /// The listener's header-read timeout and shutdown deadline.
+    pub serve: service_kit::serve::ServeOptions,
 }
 
 impl PlatformConfig {
@@ -62,6 +64,7 @@ impl PlatformConfig {
             matching: matching_service::MatchingConfig::default(),
             ws_manager: ws_manager::ManagerConfig::default(),
             ws_handler: ws_handler::HandlerConfig::default(),
+            serve: service_kit::serve::ServeOptions::default(),
         }
     }
 
@@ -83,7 +86,7 @@ impl PlatformConfig {
 pub struct Platform {
     addr: SocketAddr,
     stop: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     ws_handler: ws_handler::AppState,
     background: Vec<JoinHandle<()>>,
 }
@@ -92,7 +95,8 @@ impl Platform {
     /// Opens the stores, wires the services and starts serving the gateway.
     pub async fn start(config: PlatformConfig) -> anyhow::Result<Self> {
         if let Some(dir) = &config.data_dir {
-            std::fs::create_dir_all(dir)
+            // Owner-only: it holds the databases and the signing key.
+            service_kit::fs::ensure_private_dir(dir)
                 .with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
         let credential = ServiceCredential::random();
@@ -192,18 +196,14 @@ impl Platform {
         let server = tokio::spawn({
             let stop = stop.clone();
             let draining = ws_state.clone();
+            let options = config.serve;
             async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
+                let stopped = async move {
                     stop.cancelled().await;
-                    // Close WebSocket sessions so the server's graceful end does not wait
-                    // for clients that never hang up.
+                    // Close WebSocket sessions (1001: reconnect elsewhere) first.
                     draining.shutdown().await;
-                })
-                .await
+                };
+                service_kit::serve::serve(listener, app, stopped, options).await;
             }
         });
         Ok(Self {
@@ -225,12 +225,12 @@ impl Platform {
         format!("http://{}", self.addr)
     }
 
-    /// Completes when the server stops on its own (it only does on an I/O error).
+    /// Completes when the server task ends, which it does only after [`Self::shutdown`]
+    /// or when it panicked.
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        match (&mut self.server).await {
-            Ok(result) => result.context("serving"),
-            Err(err) => Err(anyhow::anyhow!("the server task failed: {err}")),
-        }
+        (&mut self.server)
+            .await
+            .map_err(|err| anyhow::anyhow!("the server task failed: {err}"))
     }
 
     /// Stops accepting, closes WebSocket sessions, waits for requests in flight, and

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Parser;
 use random_chats::{Platform, PlatformConfig};
 
@@ -18,6 +19,11 @@ struct Settings {
     /// Directory of the SQLite databases and the token signing key.
     #[arg(long, env = "RC_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+
+    /// Address of an operators' listener serving `/metrics` and `/healthz` (none unless
+    /// set; the public listener never serves `/metrics`).
+    #[arg(long, env = "RC_METRICS_LISTEN", value_parser = service_kit::config::parse_listen)]
+    metrics_listen: Option<SocketAddr>,
 
     /// Keep everything in memory instead (lost on exit).
     #[arg(long, env = "RC_IN_MEMORY", default_value_t = false)]
@@ -41,6 +47,20 @@ async fn main() -> anyhow::Result<()> {
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
     config.limits = settings.limits;
+    if let Some(address) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        println!(
+            "Metrics for operators at http://{}/metrics",
+            listener.local_addr()?
+        );
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, gateway::metrics_app()).await {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
     let mut platform = Platform::start(config).await?;
     let storage = if settings.in_memory {
         "in memory".to_owned()

@@ -236,6 +236,120 @@ async fn a_password_change_ends_every_other_session() {
         .unwrap();
 }
 
+/// Opens a WebSocket with `token` and answers the close code the server ends it with.
+async fn close_code_of_socket(url: &str, token: &str) -> impl std::future::Future<Output = u16> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let ws_url = format!("{}/v1/ws", url.replacen("http", "ws", 1));
+    let mut request = ws_url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "rc.v1".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the socket opens");
+    async move {
+        while let Some(frame) = socket.next().await {
+            if let Ok(tokio_tungstenite::tungstenite::Message::Close(close)) = frame {
+                return close.map_or(1005, |c| u16::from(c.code));
+            }
+            if frame.is_err() {
+                break;
+            }
+        }
+        u16::from(CloseCode::Abnormal)
+    }
+}
+
+#[tokio::test]
+async fn an_ended_session_is_refused_at_once_everywhere_and_its_sockets_close() {
+    let platform = TestPlatform::start().await;
+    let name = username("eve");
+    let laptop = platform.client();
+    laptop.signup(&signup_request(&name)).await.unwrap();
+    let phone = platform.client();
+    phone.login(&name, PASSWORD).await.unwrap();
+    let tablet = platform.client();
+    tablet.login(&name, PASSWORD).await.unwrap();
+    let phone_access = phone.tokens().await.unwrap().access_token;
+    let laptop_access = laptop.tokens().await.unwrap().access_token;
+    let tablet_access = tablet.tokens().await.unwrap().access_token;
+    let url = platform.platform().gateway_url();
+    let phone_socket = close_code_of_socket(&url, &phone_access).await;
+
+    // Log out: the access token fails at once on REST and the open socket closes with 4001.
+    phone.logout().await.unwrap();
+    let (status, _, body) = platform
+        .request(reqwest::Method::GET, "/v1/me", Some(&phone_access), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "session_ended");
+    let (status, _, _) = platform
+        .request(reqwest::Method::GET, "/v1/chats", Some(&phone_access), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "message-service refuses it too"
+    );
+    assert_eq!(phone_socket.await, 4001);
+
+    // A new socket with the ended session's token is refused at the handshake.
+    let ws_url = format!("{}/v1/ws", url.replacen("http", "ws", 1));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
+            .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {phone_access}").parse().unwrap(),
+    );
+    assert!(tokio_tungstenite::connect_async(request).await.is_err());
+
+    // Ending a session from another device, and a password change, do the same.
+    let tablet_session = tablet.tokens().await.unwrap().session_id;
+    let tablet_socket = close_code_of_socket(&url, &tablet_access).await;
+    laptop.end_session(tablet_session).await.unwrap();
+    assert_eq!(tablet_socket.await, 4001);
+    let (status, _, _) = platform
+        .request(reqwest::Method::GET, "/v1/me", Some(&tablet_access), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let desktop = platform.client();
+    desktop.login(&name, PASSWORD).await.unwrap();
+    let desktop_access = desktop.tokens().await.unwrap().access_token;
+    let desktop_socket = close_code_of_socket(&url, &desktop_access).await;
+    laptop
+        .change_password(PASSWORD, "another good secret")
+        .await
+        .unwrap();
+    assert_eq!(desktop_socket.await, 4001);
+    let (status, _, _) = platform
+        .request(
+            reqwest::Method::GET,
+            "/v1/queue",
+            Some(&desktop_access),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "matching-service refuses it too"
+    );
+
+    // The session that changed the password lives on.
+    let (status, _, body) = platform
+        .request(reqwest::Method::GET, "/v1/me", Some(&laptop_access), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     let platform = TestPlatform::start().await;
@@ -245,8 +359,6 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
         .await
         .unwrap()
         .tokens;
-    let second = client.refresh().await.unwrap();
-
     let refresh = |token: String| {
         platform.request(
             reqwest::Method::POST,
@@ -255,10 +367,17 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
             Some(json!({"refresh_token": token})),
         )
     };
+    let second = client.refresh().await.unwrap();
+    // Within the grace window the token just replaced yields the same successor...
+    let (status, _, body) = refresh(first.refresh_token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["refresh_token"], second.refresh_token.as_str());
+    // ...but once the successor is replaced too, the first token is reuse.
+    let third = client.refresh().await.unwrap();
     let (status, _, body) = refresh(first.refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "refresh_token_reused");
-    let (status, _, _) = refresh(second.refresh_token).await;
+    let (status, _, _) = refresh(third.refresh_token).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -267,7 +386,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
 }
 
 #[tokio::test]
-async fn two_concurrent_refreshes_with_one_token_give_exactly_one_success() {
+async fn concurrent_refreshes_with_one_token_get_the_same_new_token() {
     let platform = TestPlatform::start().await;
     for _ in 0..3 {
         let tokens = platform
@@ -293,13 +412,24 @@ async fn two_concurrent_refreshes_with_one_token_give_exactly_one_success() {
             ),
         );
 
-        let statuses = [a.0, b.0];
         assert_eq!(
-            statuses.iter().filter(|s| **s == StatusCode::OK).count(),
-            1,
-            "{statuses:?}"
+            (a.0, b.0),
+            (StatusCode::OK, StatusCode::OK),
+            "{} / {}",
+            a.2,
+            b.2
         );
-        assert!(statuses.contains(&StatusCode::UNAUTHORIZED), "{statuses:?}");
+        assert_eq!(a.2["refresh_token"], b.2["refresh_token"]);
+        let winner = a.2["refresh_token"].as_str().unwrap().to_owned();
+        let (status, _, _) = platform
+            .request(
+                reqwest::Method::POST,
+                "/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": winner})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "the session lives on");
     }
 }
 
@@ -556,4 +686,84 @@ async fn accounts_and_tokens_survive_a_restart_on_the_same_data() {
         .await;
     assert_eq!(status, StatusCode::OK, "the session persisted");
     platform.client().login(&name, PASSWORD).await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_owner_only_and_a_loose_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let mut platform = TestPlatform::start().await;
+    let mode = |file: &str| {
+        std::fs::metadata(platform.dir.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data directory");
+    for file in ["auth.db", "messages.db", "signing-key.pem"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+
+    platform.platform.take().unwrap().shutdown().await;
+    let key = platform.dir.join("signing-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Platform::start(config(&platform.dir))
+        .await
+        .expect_err("a key others may read is refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("signing-key.pem") && text.contains("chmod 600"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_sdk_refreshes_an_expiring_access_token_by_itself() {
+    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
+    let mut short = config(&dir);
+    // Below the SDK's refresh margin: every call finds the token about to expire.
+    short.auth.access_token_ttl = std::time::Duration::from_secs(1);
+    let platform = Platform::start(short).await.expect("platform starts");
+    let client = Client::new(&platform.gateway_url()).unwrap();
+    let name = username("ria");
+    client.signup(&signup_request(&name)).await.unwrap();
+    let first = client.tokens().await.unwrap();
+
+    let me = client
+        .me()
+        .await
+        .expect("the call succeeds after a refresh");
+
+    assert_eq!(me.username, name);
+    let second = client.tokens().await.unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token, "rotated");
+    assert_ne!(second.access_token, first.access_token);
+    assert_eq!(second.session_id, first.session_id, "the same session");
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_sdk_refreshes_once_after_a_refused_access_token_and_retries() {
+    let platform = TestPlatform::start().await;
+    let client = platform.client();
+    let name = username("rob");
+    client.signup(&signup_request(&name)).await.unwrap();
+    let good = client.tokens().await.unwrap();
+    // The server refuses this access token (401); the refresh token is still good.
+    client
+        .set_tokens(client_sdk::api::auth::TokenPair {
+            access_token: "not.a.token".to_owned(),
+            ..good.clone()
+        })
+        .await;
+
+    let me = client.me().await.expect("refreshed and retried");
+
+    assert_eq!(me.username, name);
+    let now = client.tokens().await.unwrap();
+    assert_ne!(now.access_token, "not.a.token");
+    assert_ne!(now.refresh_token, good.refresh_token);
 }

@@ -254,3 +254,48 @@ async fn a_reconnect_resumes_with_exactly_the_missed_messages_then_live_ones() {
     drop(b);
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn what_a_user_receives_is_masked_at_their_level_and_stored_as_sent() {
+    let platform = Platform::start(PlatformConfig::in_memory()).await.unwrap();
+    let url = platform.gateway_url();
+    let (alice_client, _alice) = sign_up(&url, "alice").await;
+    let (bob_client, _bob) = sign_up(&url, "bob").await;
+    // Bob wants strict masking; Alice keeps the default (off).
+    bob_client
+        .update_profile(&client_sdk::api::auth::UpdateProfileRequest {
+            content_filter: Some(client_sdk::api::auth::ContentFilter::Strict),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut a = alice_client.connect().await.unwrap();
+    let mut b = bob_client.connect().await.unwrap();
+    let topic = format!("cf-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let join = JoinQueueRequest {
+        interests: Some(vec![topic]),
+        interest_mode: Some(InterestMode::Required),
+        ..JoinQueueRequest::default()
+    };
+    alice_client.join_queue(&join).await.unwrap();
+    bob_client.join_queue(&join).await.unwrap();
+    let chat = next(&mut a, "alice matched", |e| match e {
+        Event::Matched(info) => Some(info.chat_id),
+        _ => None,
+    })
+    .await;
+
+    let rude = "what the fuck is this";
+    a.send(chat, rude).await.unwrap();
+    let (_, received) = next(&mut b, "bob gets the message", message).await;
+    assert!(!received.contains("fuck"), "masked for bob: {received}");
+    assert!(received.starts_with("what the f"), "{received}");
+
+    // History: masked for Bob, as sent for Alice (and in storage).
+    let query = client_sdk::api::message::HistoryQuery::default();
+    let bobs = bob_client.history(chat, &query).await.unwrap();
+    assert_eq!(bobs.messages[0].message.text, received);
+    let alices = alice_client.history(chat, &query).await.unwrap();
+    assert_eq!(alices.messages[0].message.text, rude);
+    platform.shutdown().await;
+}

@@ -72,6 +72,10 @@ pub fn token_error(err: TokenError) -> ApiError {
         TokenError::KeysUnavailable => {
             ApiError::unavailable("token verification is not available yet").with_retry_after(1)
         }
+        TokenError::SessionEnded => ApiError::unauthorized(
+            ErrorCode::SessionEnded,
+            "the session of this access token has ended; log in again",
+        ),
     }
 }
 

@@ -285,10 +285,7 @@ mod tests {
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(err.code(), ErrorCode::InvalidField);
         assert_eq!(err.body.error.field.as_deref(), Some("gender"));
-        assert_eq!(
-            err.body.error.message,
-            "`gender` must be one of male, female"
-        );
+        assert_eq!(err.body.error.message, "`gender` must be male or female");
     }
 
     #[test]

@@ -19,6 +19,17 @@ pub fn ensure_private_file(file: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes a SQLite database owner-only: the file and its `-wal` and `-shm` companions.
+pub fn ensure_private_sqlite(database: &Path) -> io::Result<()> {
+    ensure_private_file(database)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = database.as_os_str().to_owned();
+        companion.push(suffix);
+        ensure_private_file(Path::new(&companion))?;
+    }
+    Ok(())
+}
+
 /// Refuses a file that its group or others may read or write (a secret such as a signing
 /// key must be 0600 or stricter).
 pub fn check_private_file(file: &Path) -> io::Result<()> {

@@ -12,7 +12,9 @@
 //!   process, or straight into its handler.
 //! - [`telemetry`] — tracing, request ids, Prometheus metrics, health endpoints.
 //! - [`relay`] — the bus carrying events to ws-handlers (Redis pub/sub or in-process).
+//! - [`revocation`] — ended sessions, refused by every token check within seconds.
 //! - [`shutdown`] — ctrl-c / SIGTERM handling.
+//! - [`serve`] — serving a router with a header-read timeout and a shutdown deadline.
 //! - [`content`] — the profanity and slur filter applied to what users receive.
 //! - [`fs`] — owner-only data directories, files and keys.
 //! - [`config`] — settings shared by every service binary.
@@ -26,6 +28,8 @@ pub mod extract;
 pub mod fs;
 pub mod jwks;
 pub mod relay;
+pub mod revocation;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod token;

@@ -22,6 +22,10 @@ use crate::error::ApiError;
 /// propagated to every response and log line.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Header the gateway sets to the client's IP for the services (any value the client
+/// sent is replaced); services read it for per-IP limits.
+pub static CLIENT_IP_HEADER: HeaderName = HeaderName::from_static("x-rc-client-ip");
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -63,14 +67,17 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// `GET /healthz` (liveness) only: for a public listener, which must not serve metrics.
+pub fn liveness_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route(
+        "/healthz",
+        get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+    )
+}
+
 /// `GET /healthz` (liveness) and `GET /metrics` (Prometheus text format).
 pub fn health_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/metrics", get(|| async { metrics_handle().render() }))
+    liveness_routes().route("/metrics", get(|| async { metrics_handle().render() }))
 }
 
 /// A service's whole router: its own `routes` (with `/readyz`, state applied) plus

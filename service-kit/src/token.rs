@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wire::api::auth::{ContentFilter, Role};
 
+use crate::revocation::Revocations;
+
 /// Default `iss` of access tokens.
 pub const DEFAULT_ISSUER: &str = "random-chats-auth";
 /// Default `aud` of access tokens.
@@ -27,7 +29,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "access";
 /// The JOSE header `typ` of an access token (RFC 9068).
 pub const ACCESS_TOKEN_HEADER_TYPE: &str = "at+jwt";
 /// Clock skew tolerated when checking `exp`, in seconds.
-const LEEWAY_SECS: u64 = 5;
+pub const LEEWAY_SECS: u64 = 5;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +95,9 @@ pub enum TokenError {
     /// No verification keys are loaded yet (the JWKS could not be fetched).
     #[error("token verification keys are not available")]
     KeysUnavailable,
+    /// The token's session has ended (log out, password change, session deleted, reuse).
+    #[error("the session of the access token has ended")]
+    SessionEnded,
 }
 
 /// Signs access tokens with an Ed25519 key. Lives in auth-service only.
@@ -236,6 +241,7 @@ fn key_id(public_key: &[u8; 32]) -> String {
 pub struct TokenVerifier {
     keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
     validation: Arc<Validation>,
+    revocations: Revocations,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -260,7 +266,13 @@ impl TokenVerifier {
         Self {
             keys: Arc::new(RwLock::new(HashMap::new())),
             validation: Arc::new(validation),
+            revocations: Revocations::new(),
         }
+    }
+
+    /// The ended sessions this verifier refuses (shared by its clones).
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// A verifier trusting exactly the keys of `jwks`.
@@ -298,7 +310,8 @@ impl TokenVerifier {
             .is_empty()
     }
 
-    /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp`.
+    /// Verifies signature, algorithm, `kid`, `typ`, `iss`, `aud` and `exp`, and that the
+    /// token's session has not ended.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if header.alg != Algorithm::EdDSA {
@@ -321,6 +334,9 @@ impl TokenVerifier {
         )?;
         if data.claims.typ != ACCESS_TOKEN_TYPE {
             return Err(TokenError::Invalid);
+        }
+        if self.revocations.is_ended(data.claims.sid) {
+            return Err(TokenError::SessionEnded);
         }
         Ok(data.claims)
     }

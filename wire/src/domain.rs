@@ -11,6 +11,10 @@ pub const MAX_INTEREST_CHARS: usize = 32;
 pub const MIN_AGE: u8 = 18;
 /// Oldest age a user may ask for.
 pub const MAX_AGE: u8 = 120;
+/// Longest step between two age widenings a user may ask for (one day).
+pub const MAX_WIDEN_EVERY_SECS: u32 = 86_400;
+/// Longest wait before required interests fall back to preferred (one week).
+pub const MAX_FALLBACK_AFTER_SECS: u32 = 7 * 86_400;
 
 /// A user's gender as shown to others and used for matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -109,15 +113,17 @@ impl Interest {
 /// Normalises a list of interest tags: each trimmed and lower-cased, duplicates removed
 /// (first occurrence kept), at most [`MAX_INTERESTS`] remaining.
 pub fn normalize_interests<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, InterestError> {
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    // Linear in the input: the list of distinct tags never grows past MAX_INTERESTS + 1,
+    // so each duplicate check scans at most that many, and a long list stops early.
+    let mut out: Vec<String> = Vec::with_capacity(raw.len().min(MAX_INTERESTS + 1));
     for tag in raw {
         let tag = Interest::parse(tag.as_ref())?.0;
         if !out.contains(&tag) {
+            if out.len() == MAX_INTERESTS {
+                return Err(InterestError::TooMany);
+            }
             out.push(tag);
         }
-    }
-    if out.len() > MAX_INTERESTS {
-        return Err(InterestError::TooMany);
     }
     Ok(out)
 }
@@ -165,6 +171,19 @@ mod tests {
     fn interests_are_trimmed_lowercased_and_deduplicated() {
         let got = normalize_interests(&["  Rust ", "rust", "Jazz"]).unwrap();
         assert_eq!(got, vec!["rust".to_owned(), "jazz".to_owned()]);
+    }
+
+    #[test]
+    fn a_long_list_of_repeats_is_one_interest_and_many_distinct_ones_stop_early() {
+        let repeats = vec!["chess"; 50_000];
+        assert_eq!(
+            normalize_interests(&repeats).unwrap(),
+            vec!["chess".to_owned()]
+        );
+        // The 21st distinct tag is refused even when an invalid one follows it.
+        let mut many: Vec<String> = (0..=MAX_INTERESTS).map(|i| format!("t{i}")).collect();
+        many.push(String::new());
+        assert_eq!(normalize_interests(&many), Err(InterestError::TooMany));
     }
 
     #[test]

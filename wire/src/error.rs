@@ -90,10 +90,13 @@ error_codes! {
     // ---- access tokens ------------------------------------------------------------
     /// No access token was given.
     MissingToken = "missing_token", transient = false;
-    /// The access token is not a valid token of ours, or its session has ended.
+    /// The access token is not a valid token of ours.
     InvalidToken = "invalid_token", transient = false;
     /// The access token has expired; refresh it.
     TokenExpired = "token_expired", transient = false;
+    /// The access token's session has ended (log out, password change, session deleted,
+    /// refresh-token reuse, ban): log in again.
+    SessionEnded = "session_ended", transient = false;
     /// An internal route was called without the service credential.
     InvalidServiceCredential = "invalid_service_credential", transient = false;
     /// An operator route was called with a token without the `admin` role.
@@ -132,9 +135,9 @@ error_codes! {
     InvalidAgeRange = "invalid_age_range", transient = false;
     /// `age_widen_years` is larger than the whole age range.
     InvalidAgeWiden = "invalid_age_widen", transient = false;
-    /// `widen_every_secs` is outside 1 to 3600.
+    /// `widen_every_secs` is outside 1 to 86,400 (a day).
     InvalidWidenEvery = "invalid_widen_every", transient = false;
-    /// `fallback_after_secs` is larger than a day.
+    /// `fallback_after_secs` is larger than 604,800 (a week).
     InvalidFallback = "invalid_fallback", transient = false;
     /// `interest_mode` is `required` but there are no interests to require.
     InterestsRequired = "interests_required", transient = false;

@@ -17,6 +17,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const WS_PATH: &str = "/v1/ws";
 /// Largest frame (and message) a server accepts; larger ones close with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Longest `ping` nonce the server echoes, in bytes; a longer one is refused.
+pub const MAX_PING_NONCE_BYTES: usize = 64;
 
 /// Close codes used by the server, beyond the standard ones.
 pub mod close {
@@ -39,6 +41,9 @@ pub mod close {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// Too many frames too fast.
     pub const RATE_LIMITED: u16 = 4029;
+    /// The account opened more connections than one instance allows; this, its oldest,
+    /// was closed. Do not reconnect it automatically (that would close another).
+    pub const TOO_MANY_CONNECTIONS: u16 = 4009;
 }
 
 /// A resume point: the last seq the client holds for one chat.
@@ -92,7 +97,7 @@ pub enum ClientFrame {
     },
     /// Keep-alive; answered by `pong`.
     Ping {
-        /// Echoed back.
+        /// Echoed back; at most [`MAX_PING_NONCE_BYTES`] bytes.
         #[serde(default)]
         nonce: Option<String>,
     },

@@ -15,6 +15,7 @@ use wire::api::wsmanager::{
     ConnectionRef, Deliver, DeliverRequest, DeregisterConnection, RegisterConnection,
     RegisterConnectionRequest, UserConnections,
 };
+use wire::error::ErrorCode;
 use wire::protocol::ServerFrame;
 
 /// Most chats whose participants are remembered; the cache is emptied when it fills.
@@ -40,6 +41,11 @@ impl ChatCache {
             map.clear();
         }
         map.insert(chat.id, chat.participants.clone());
+    }
+
+    /// The participants of `chat_id` if the cache holds them.
+    pub fn cached(&self, chat_id: Uuid) -> Option<Vec<Uuid>> {
+        self.lock().get(&chat_id).cloned()
     }
 
     /// The participants of `chat_id`, from the cache or message-service.
@@ -101,6 +107,21 @@ pub async fn active_chats(
     message.call::<UserChats>(user_id, query).await
 }
 
+/// Most chats one [`recent_chats`] call lists (message-service's internal page limit).
+pub const RECENT_CHATS: u32 = 500;
+
+/// The user's newest chats, ended ones included, at most [`RECENT_CHATS`].
+pub async fn recent_chats(
+    message: &ServiceClient,
+    user_id: Uuid,
+) -> Result<Vec<Chat>, ClientError> {
+    let query = UserChatsQuery {
+        active: false,
+        limit: Some(RECENT_CHATS),
+    };
+    message.call::<UserChats>(user_id, query).await
+}
+
 /// `POST /internal/connections`.
 pub async fn register(
     ws_manager: &ServiceClient,
@@ -154,5 +175,41 @@ pub async fn deliver(
     };
     if let Err(err) = ws_manager.call::<Deliver>((), request).await {
         tracing::warn!(error = %err, "cannot deliver an event");
+    }
+}
+
+/// The `error` for a failed call to another service: its 4xx code passes through (e.g.
+/// `chat_not_found`, `chat_ended`, `text_too_long`); outages become `unavailable`.
+pub fn client_error_frame(
+    err: ClientError,
+    in_reply_to: &str,
+    client_msg_id: Option<String>,
+) -> ServerFrame {
+    let (code, message) = match &err {
+        ClientError::Api { status, body, .. } if status.is_client_error() => {
+            (body.error.code, body.error.message.clone())
+        }
+        ClientError::Api { status, .. }
+            if *status != axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::error!(error = %err, "a backend service failed");
+            (
+                ErrorCode::Internal,
+                "the server failed to handle the frame".to_owned(),
+            )
+        }
+        _ => {
+            tracing::warn!(error = %err, "a backend service is unavailable");
+            (
+                ErrorCode::Unavailable,
+                "the service is temporarily unavailable; retry shortly".to_owned(),
+            )
+        }
+    };
+    ServerFrame::Error {
+        code,
+        message,
+        in_reply_to: Some(in_reply_to.to_owned()),
+        client_msg_id,
     }
 }

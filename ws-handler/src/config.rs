@@ -71,6 +71,16 @@ pub struct Settings {
     #[arg(long, env = "WSH_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 
+    /// Seconds one write to a client may take (and a reply may wait for room in its
+    /// queue) before the client counts as not reading and is closed with 4008.
+    #[arg(long, env = "WSH_WRITE_TIMEOUT_SECS", default_value_t = 20)]
+    pub write_timeout_secs: u64,
+
+    /// WebSocket connections one user may hold on this instance; opening one more closes
+    /// their oldest (4009).
+    #[arg(long, env = "WSH_MAX_SOCKETS_PER_USER", default_value_t = 10)]
+    pub max_sockets_per_user: usize,
+
     /// Events queued for one connection before it counts as a slow consumer (closed with 4008).
     #[arg(long, env = "WSH_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
@@ -111,6 +121,10 @@ pub struct HandlerConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// Idle timeout of a connection.
     pub idle_timeout: Duration,
+    /// Longest one write to a client (or a reply's wait for queue room) may take.
+    pub write_timeout: Duration,
+    /// Connections one user may hold on this instance (the oldest is closed beyond).
+    pub max_sockets_per_user: usize,
     /// Capacity of a connection's outbound queue.
     pub outbound_queue: usize,
     /// Sustained `send` rate per connection.
@@ -136,6 +150,8 @@ impl Default for HandlerConfig {
         Self {
             allowed_origins: None,
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(20),
+            max_sockets_per_user: 10,
             outbound_queue: 256,
             send_per_sec: 5.0,
             send_burst: 20,
@@ -161,6 +177,8 @@ impl Settings {
         HandlerConfig {
             allowed_origins: (!origins.iter().any(|o| o == "*")).then_some(origins),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+            max_sockets_per_user: self.max_sockets_per_user.max(1),
             outbound_queue: self.outbound_queue.max(1),
             send_per_sec: self.send_per_sec,
             send_burst: self.send_burst.max(1),

@@ -16,6 +16,7 @@ pub mod background;
 pub mod chats;
 pub mod config;
 pub mod openapi;
+pub mod outbound;
 pub mod presence;
 pub mod routes;
 pub mod session;

@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Parser;
 use service_kit::client::{ServiceClient, default_http_client};
 use service_kit::relay::RelayBus;
-use service_kit::token::TokenVerifier;
 use ws_handler::{AppState, Peers, Settings};
 
 #[tokio::main]
@@ -24,10 +23,7 @@ async fn main() -> anyhow::Result<()> {
         matching: (!settings.matching_url.trim().is_empty())
             .then(|| client("matching-service", &settings.matching_url)),
     };
-    let verifier = TokenVerifier::new(
-        &settings.common.token_issuer,
-        &settings.common.token_audience,
-    );
+    let verifier = settings.common.token_verifier()?;
     service_kit::jwks::spawn_refresh(
         verifier.clone(),
         ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None),
@@ -58,11 +54,17 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, %handler_id, "ws-handler listening");
     let draining = state.clone();
-    axum::serve(listener, ws_handler::app(state))
-        .with_graceful_shutdown(async move {
+    let options = settings.common.serve_options();
+    service_kit::serve::serve(
+        listener,
+        ws_handler::app(state),
+        async move {
             service_kit::shutdown::signal().await;
+            // Every socket is told to reconnect elsewhere (1001) and drained first.
             draining.shutdown().await;
-        })
-        .await
-        .context("serving")
+        },
+        options,
+    )
+    .await;
+    Ok(())
 }

@@ -8,7 +8,7 @@ use wire::api::message::Chat;
 use wire::protocol::ServerFrame;
 
 use crate::chats;
-use crate::session::Outbound;
+use crate::outbound::Outbound;
 use crate::state::AppState;
 
 fn others(chat: &Chat, user_id: Uuid) -> Vec<Uuid> {

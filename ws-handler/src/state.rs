@@ -17,7 +17,7 @@ use wire::api::wsmanager::{RelayEnvelope, RemoveHandler, UserConnection};
 
 use crate::chats::ChatCache;
 use crate::config::HandlerConfig;
-use crate::session::{Closer, Outbound};
+use crate::outbound::{Closer, Outbound};
 
 /// The services a ws-handler calls.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub(crate) struct LocalConnection {
     pub(crate) user_id: Uuid,
     pub(crate) outbound: mpsc::Sender<Outbound>,
     pub(crate) closer: Closer,
+    /// Order of opening on this instance (set by [`AppState::add_connection`]).
+    pub(crate) opened: u64,
 }
 
 /// Everything a connection needs. Cheap to clone.
@@ -53,6 +55,8 @@ struct Inner {
     verifier: TokenVerifier,
     config: HandlerConfig,
     connections: Mutex<HashMap<Uuid, LocalConnection>>,
+    /// Connections opened so far: the next [`LocalConnection::opened`].
+    opened: std::sync::atomic::AtomicU64,
     chats: ChatCache,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -83,6 +87,7 @@ impl AppState {
                 verifier,
                 config,
                 connections: Mutex::new(HashMap::new()),
+                opened: std::sync::atomic::AtomicU64::new(0),
                 chats: ChatCache::default(),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -187,9 +192,29 @@ impl AppState {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn add_connection(&self, connection_id: Uuid, connection: LocalConnection) {
-        self.lock().insert(connection_id, connection);
+    /// Adds a connection; when its user then holds more than
+    /// [`HandlerConfig::max_sockets_per_user`] here, their oldest ones are closed (4009).
+    pub(crate) fn add_connection(&self, connection_id: Uuid, mut connection: LocalConnection) {
+        connection.opened = self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        let user_id = connection.user_id;
+        let mut connections = self.lock();
+        connections.insert(connection_id, connection);
         metrics::gauge!("ws_connections").increment(1.0);
+        let mut mine: Vec<&LocalConnection> = connections
+            .values()
+            .filter(|c| c.user_id == user_id && c.closer.reason().is_none())
+            .collect();
+        let cap = self.config().max_sockets_per_user.max(1);
+        if mine.len() > cap {
+            mine.sort_by_key(|c| c.opened);
+            for oldest in &mine[..mine.len() - cap] {
+                metrics::counter!("ws_replaced_connections_total").increment(1);
+                oldest.closer.close(
+                    wire::protocol::close::TOO_MANY_CONNECTIONS,
+                    "a newer connection of this account replaced this one",
+                );
+            }
+        }
     }
 
     pub(crate) fn remove_connection(&self, connection_id: Uuid) {

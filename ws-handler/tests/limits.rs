@@ -277,3 +277,199 @@ async fn a_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
     assert_eq!(handler.state.connection_count(), 1);
     stack.cleanup().await;
 }
+
+/// Sends `frame` over and over on `client`, which never reads (one every `every`, or as
+/// fast as possible), until the server drops the connection (a send fails); returns how
+/// many went out.
+fn flood(
+    mut client: RawClient,
+    frame: ClientFrame,
+    every: Option<Duration>,
+) -> tokio::task::JoinHandle<u64> {
+    let text = serde_json::to_string(&frame).unwrap();
+    tokio::spawn(async move {
+        let mut pace = every.map(tokio::time::interval);
+        let mut sent = 0u64;
+        loop {
+            if let Some(pace) = &mut pace {
+                pace.tick().await;
+            }
+            if client
+                .socket
+                .send(WsMessage::Text(text.clone().into()))
+                .await
+                .is_err()
+            {
+                return sent;
+            }
+            sent += 1;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_client_that_floods_pings_and_never_reads_is_dropped_within_the_write_timeout() {
+    let stack = embedded().await;
+    let handler = stack
+        .start_handler(HandlerConfig {
+            // Only the write timeout can end this connection: it is never idle.
+            write_timeout: Duration::from_secs(1),
+            outbound_queue: 8,
+            // No frame rate limit gets in the way (it would close with 4029 instead).
+            frames_per_sec: 1_000_000.0,
+            frames_burst: 1_000_000,
+            ..test_config()
+        })
+        .await;
+    let token = stack.token_for(Uuid::new_v4());
+    let mut stalled = tiny_buffer_client(&handler.ws_url(), &token).await;
+    hello(&mut stalled).await;
+    let nonce = "n".repeat(wire::protocol::MAX_PING_NONCE_BYTES);
+    let flooding = flood(stalled, ClientFrame::Ping { nonce: Some(nonce) }, None);
+    // The pongs fill the path back to the client; the reader then waits for room in the
+    // writer's queue, and the writer for the socket: both waits are bounded.
+    support::wait_until("the flooding client is dropped", || async {
+        (handler.state.connection_count() == 0).then_some(())
+    })
+    .await;
+    flooding.abort();
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_but_never_reads_is_dropped_within_the_write_timeout() {
+    let stack = embedded().await;
+    let handler = stack
+        .start_handler(HandlerConfig {
+            write_timeout: Duration::from_secs(1),
+            // Far more than the test sends: the queue never overflows, so only the write
+            // timeout can close the connection.
+            outbound_queue: 100_000,
+            ..test_config()
+        })
+        .await;
+    stack.wait_live(&[handler.id]).await;
+    let (alice_client, alice) = stack.signup("alice").await;
+    let (_, bob) = stack.signup("bob").await;
+    let chat = stack.create_chat(&alice, &bob).await;
+    let mut stalled = tiny_buffer_client(&handler.ws_url(), &stack.token_for(bob.id)).await;
+    hello(&mut stalled).await;
+    let alice_live = alice_client.connect().await.unwrap();
+    support::wait_until("two connections", || async {
+        (handler.state.connection_count() == 2).then_some(())
+    })
+    .await;
+    // Bob keeps the connection busy (typing frames get no answer) but reads nothing.
+    let typing = flood(
+        stalled,
+        ClientFrame::Typing {
+            chat_id: chat.id,
+            typing: true,
+        },
+        Some(Duration::from_millis(100)),
+    );
+    let big = "x".repeat(4000);
+    let mut sent = 0u64;
+    while handler.state.connection_count() == 2 {
+        assert!(sent < 20_000, "the stalled client was never dropped");
+        let batch: FuturesUnordered<_> = (0..50).map(|_| alice_live.send(chat.id, &big)).collect();
+        for ack in batch.collect::<Vec<_>>().await {
+            ack.unwrap();
+        }
+        sent += 50;
+    }
+    typing.abort();
+    // Alice's connection is untouched.
+    assert_eq!(handler.state.connection_count(), 1);
+    drop(alice_live);
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_ping_nonce_over_64_bytes_is_refused() {
+    let stack = embedded().await;
+    let handler = stack.start_handler(test_config()).await;
+    let token = stack.token_for(Uuid::new_v4());
+    let mut client = raw_connect(&handler.ws_url(), Some(&token), None)
+        .await
+        .open();
+    hello(&mut client).await;
+    let long = "n".repeat(wire::protocol::MAX_PING_NONCE_BYTES + 1);
+    client.send(&ClientFrame::Ping { nonce: Some(long) }).await;
+    let (code, in_reply_to) = client
+        .frame_where(|f| match f {
+            ServerFrame::Error {
+                code, in_reply_to, ..
+            } => Some((code, in_reply_to)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, ErrorCode::InvalidFrame);
+    assert_eq!(in_reply_to.as_deref(), Some("ping"));
+    let exact = "n".repeat(wire::protocol::MAX_PING_NONCE_BYTES);
+    client
+        .send(&ClientFrame::Ping {
+            nonce: Some(exact.clone()),
+        })
+        .await;
+    let echoed = client
+        .frame_where(|f| match f {
+            ServerFrame::Pong { nonce } => Some(nonce),
+            _ => None,
+        })
+        .await;
+    assert_eq!(echoed, Some(exact));
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn opening_one_connection_too_many_closes_the_oldest_with_4009() {
+    let stack = embedded().await;
+    let handler = stack
+        .start_handler(HandlerConfig {
+            max_sockets_per_user: 2,
+            ..test_config()
+        })
+        .await;
+    let user = Uuid::new_v4();
+    let token = stack.token_for(user);
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut client = raw_connect(&handler.ws_url(), Some(&token), None)
+            .await
+            .open();
+        hello(&mut client).await;
+        clients.push(client);
+    }
+    // Someone else's connection does not count against this user.
+    let mut other = raw_connect(
+        &handler.ws_url(),
+        Some(&stack.token_for(Uuid::new_v4())),
+        None,
+    )
+    .await
+    .open();
+    hello(&mut other).await;
+
+    let mut newest = raw_connect(&handler.ws_url(), Some(&token), None)
+        .await
+        .open();
+    hello(&mut newest).await;
+
+    assert_eq!(
+        clients[0].close_code().await,
+        Some(close::TOO_MANY_CONNECTIONS),
+        "the oldest is replaced"
+    );
+    support::wait_until("three connections left", || async {
+        (handler.state.connection_count() == 3).then_some(())
+    })
+    .await;
+    for client in [&mut clients[1], &mut newest, &mut other] {
+        client.send(&ClientFrame::Ping { nonce: None }).await;
+        client
+            .frame_where(|f| matches!(f, ServerFrame::Pong { .. }).then_some(()))
+            .await;
+    }
+    stack.cleanup().await;
+}

@@ -91,6 +91,8 @@ fn the_documented_close_codes_are_the_servers() {
         close::TOKEN_EXPIRED,
         close::SLOW_CONSUMER,
         close::RATE_LIMITED,
+        close::TOO_MANY_CONNECTIONS,
+        close::INTERNAL_ERROR,
     ] {
         assert!(
             DOC.contains(&format!("| {code} |")),

@@ -124,3 +124,63 @@ async fn live_messages_before_the_first_frame_wait_for_resume_and_are_not_repeat
     assert_eq!(got, 7);
     stack.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_resume_naming_hundreds_of_foreign_chats_refuses_each_and_catches_up_its_own() {
+    let stack = Stack::start(Backplane::Embedded, Duration::from_secs(3)).await;
+    let handler = stack.start_handler(test_config()).await;
+    let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let chat = stack.create_chat(&profile(alice), &profile(bob)).await;
+    // A chat that exists but is not Alice's.
+    let theirs = stack.create_chat(&profile(bob), &profile(carol)).await;
+    let url = handler.ws_url();
+    let mut bob_phone = connect(&url, &stack.token_for(bob)).await;
+    for i in 1..=2 {
+        send(&mut bob_phone, chat.id, &format!("m{i}")).await;
+    }
+
+    let mut alice_phone = connect(&url, &stack.token_for(alice)).await;
+    let mut points: Vec<ResumePoint> = (0..900)
+        .map(|_| ResumePoint {
+            chat_id: Uuid::new_v4(),
+            last_seq: 0,
+        })
+        .collect();
+    points.push(ResumePoint {
+        chat_id: theirs.id,
+        last_seq: 0,
+    });
+    points.push(ResumePoint {
+        chat_id: chat.id,
+        last_seq: 0,
+    });
+    alice_phone
+        .send(&ClientFrame::Resume { chats: points })
+        .await;
+    let mut refused = 0;
+    let mut seqs = Vec::new();
+    let resumed = loop {
+        match alice_phone.frame().await {
+            ServerFrame::Error { code, .. } => {
+                assert_eq!(code, wire::error::ErrorCode::ChatNotFound);
+                refused += 1;
+            }
+            ServerFrame::Message { message } => seqs.push(message.seq),
+            ServerFrame::Resumed { chats } => break chats,
+            _ => {}
+        }
+    };
+    assert_eq!(
+        refused, 901,
+        "every foreign chat, the existing one included"
+    );
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(
+        resumed,
+        vec![ResumePoint {
+            chat_id: chat.id,
+            last_seq: 2
+        }]
+    );
+    stack.cleanup().await;
+}

@@ -13,8 +13,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "ws-manager listening");
-    axum::serve(listener, ws_manager::app(state))
-        .with_graceful_shutdown(service_kit::shutdown::signal())
-        .await
-        .context("serving")
+    service_kit::serve::serve(
+        listener,
+        ws_manager::app(state),
+        service_kit::shutdown::signal(),
+        settings.common.serve_options(),
+    )
+    .await;
+    Ok(())
 }

@@ -22,9 +22,9 @@ use crate::domain::{
     BirthDate, DisplayName, Password, Username, default_preferences, parse_interests,
 };
 use crate::error::AuthError;
-use crate::refresh::{RefreshToken, hash_token};
+use crate::refresh::{self, RefreshToken, hash_token};
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{Rotation, User};
 
 /// Longest username kept as a throttling key: longer ones cannot exist anyway, and this
 /// bounds the memory an attacker can make the throttle hold per attempt.
@@ -51,11 +51,13 @@ pub fn router() -> Router<AppState> {
         (status = 201, description = "Account created; tokens of its first session", body = SignupResponse),
         (status = 409, description = "`username_taken`", body = ErrorBody),
         (status = 422, description = "A field is invalid (the error names it)", body = ErrorBody),
-        (status = 503, description = "`backend_unavailable`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many sign-ups from this address (see `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`backend_unavailable`, or `overloaded` when too much password hashing is queued", body = ErrorBody),
     )
 )]
 pub async fn signup(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Json(body): Json<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupResponse>), AuthError> {
     let username = Username::parse(&body.username)?;
@@ -64,6 +66,21 @@ pub async fn signup(
     let today = today_utc();
     let birth_date = BirthDate::parse(body.birth_date, today)?;
     let interests = parse_interests(&body.interests, "interests")?;
+    // Everything cheap comes before the one expensive step, the password hash: the
+    // per-IP limit, then whether the name is free (the unique constraint still decides
+    // a race between two sign-ups for one name).
+    state
+        .signups()
+        .check(ip)
+        .map_err(|retry_after| AuthError::TooManySignups { retry_after })?;
+    if state
+        .users()
+        .user_by_username(username.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(AuthError::UsernameTaken);
+    }
     let password_hash = state.hasher().hash(password.into_secret()).await?;
     let now = crate::store::now();
     let user = User {
@@ -75,12 +92,13 @@ pub async fn signup(
         birth_date: birth_date.date(),
         preferences: default_preferences(&interests),
         interests,
+        content_filter: Default::default(),
         created_at: now,
         updated_at: now,
     };
     state.users().create_user(&user).await?;
     tracing::info!(user_id = %user.id, "account created");
-    let tokens = begin_session(&state, user.id).await?;
+    let tokens = begin_session(&state, &user).await?;
     Ok((
         StatusCode::CREATED,
         Json(SignupResponse {
@@ -148,7 +166,7 @@ pub async fn login(
         state.throttle().failed(attempt);
         return Err(AuthError::InvalidCredentials);
     };
-    match begin_session(&state, user.id).await {
+    match begin_session(&state, &user).await {
         Ok(tokens) => {
             state.throttle().succeeded(attempt);
             Ok(Json(tokens))
@@ -192,26 +210,77 @@ pub async fn refresh(
     if !session.is_active(now) {
         return Err(AuthError::InvalidRefreshToken);
     }
+    // The account's current settings go into the new access token.
+    let Some(user) = state.users().user_by_id(session.user_id).await? else {
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    let content_filter = user.content_filter;
     if !found.is_current {
+        if let Some(successor) = grace_successor(&state, &session, &body.refresh_token, now) {
+            return Ok(Json(token_pair(
+                &state,
+                &session,
+                successor,
+                content_filter,
+            )));
+        }
         return Err(end_reused_family(&state, session.user_id, session.id, now).await);
     }
     let next = RefreshToken::generate();
-    if state.sessions().rotate(&session, &next.hash, now).await? {
+    let rotation = Rotation {
+        replaced: presented,
+        at: now,
+        sealed_successor: refresh::seal(&next, &body.refresh_token),
+    };
+    if state
+        .sessions()
+        .rotate(&session, &next.hash, &rotation)
+        .await?
+    {
         let rotated = crate::store::Session {
             current_hash: next.hash,
             last_used_at: now,
+            last_rotation: Some(rotation),
             ..session
         };
-        return Ok(Json(token_pair(&state, &rotated, next)));
+        return Ok(Json(token_pair(&state, &rotated, next, content_filter)));
     }
     // The conditional write lost: either the session ended meanwhile, or another request
-    // rotated this very token first — which makes this request a reuse.
+    // rotated this very token first — a concurrent refresh (same answer as the winner's,
+    // within the grace window) or a reuse.
     match state.sessions().session(session.id).await? {
         Some(current) if current.is_active(now) => {
-            Err(end_reused_family(&state, session.user_id, session.id, now).await)
+            match grace_successor(&state, &current, &body.refresh_token, now) {
+                Some(successor) => Ok(Json(token_pair(
+                    &state,
+                    &current,
+                    successor,
+                    content_filter,
+                ))),
+                None => Err(end_reused_family(&state, session.user_id, session.id, now).await),
+            }
         }
         _ => Err(AuthError::InvalidRefreshToken),
     }
+}
+
+/// The current token of `session` when `presented` is the one its last refresh replaced,
+/// less than the grace window ago: a retried or concurrent refresh gets the same answer as
+/// the one that won instead of ending the session. Anything older is reuse.
+fn grace_successor(
+    state: &AppState,
+    session: &crate::store::Session,
+    presented: &str,
+    now: OffsetDateTime,
+) -> Option<RefreshToken> {
+    let rotation = session.last_rotation.as_ref()?;
+    let within = now - rotation.at < state.config().refresh_grace;
+    if !within || rotation.replaced != hash_token(presented) {
+        return None;
+    }
+    let successor = refresh::open(&rotation.sealed_successor, presented);
+    // Only the current token is handed out again, never one rotated since.
+    (successor.hash == session.current_hash).then_some(successor)
 }
 
 async fn end_reused_family(
@@ -222,7 +291,10 @@ async fn end_reused_family(
 ) -> AuthError {
     tracing::warn!(%user_id, %session_id, "a rotated refresh token was reused; ending its session");
     match state.sessions().revoke(user_id, session_id, now).await {
-        Ok(_) => AuthError::RefreshTokenReused,
+        Ok(_) => {
+            state.announce_ended(&[session_id]).await;
+            AuthError::RefreshTokenReused
+        }
         Err(err) => err.into(),
     }
 }
@@ -249,5 +321,8 @@ pub async fn logout(
         .sessions()
         .revoke(auth.user_id, auth.session_id, crate::store::now())
         .await?;
+    // Announced even when the store says it had already ended: the announcement may be
+    // what was lost the first time.
+    state.announce_ended(&[auth.session_id]).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -102,6 +102,7 @@ pub async fn update_profile(
             .as_deref()
             .map(|tags| parse_interests(tags, "interests"))
             .transpose()?,
+        content_filter: body.content_filter,
     };
     let user = state
         .users()
@@ -216,7 +217,8 @@ pub async fn change_password(
         .sessions()
         .revoke_all(user.id, Some(auth.session_id), now)
         .await?;
-    tracing::info!(user_id = %user.id, ended, "password changed; other sessions ended");
+    state.announce_ended(&ended).await;
+    tracing::info!(user_id = %user.id, ended = ended.len(), "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -280,6 +282,7 @@ pub async fn end_session(
         .revoke(auth.user_id, id, crate::store::now())
         .await?
     {
+        state.announce_ended(&[id]).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AuthError::NotFound("no such session"))

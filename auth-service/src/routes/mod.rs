@@ -15,9 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use service_kit::token::Grant;
 use time::Date;
-use uuid::Uuid;
-use wire::api::auth::{Profile, PublicProfile, TokenPair};
+use wire::api::auth::{ContentFilter, Profile, PublicProfile, TokenPair};
 use wire::domain::age_on;
 
 use crate::error::AuthError;
@@ -34,8 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(internal::router())
 }
 
-/// Header the gateway sets to the client's IP address.
-pub const CLIENT_IP_HEADER: &str = "x-rc-client-ip";
+use service_kit::telemetry::CLIENT_IP_HEADER;
 
 /// The client's IP: the gateway's `x-rc-client-ip`, else the peer address, else (no
 /// socket, as in in-process calls) the unspecified address.
@@ -51,7 +50,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let from_header = parts
             .headers
-            .get(CLIENT_IP_HEADER)
+            .get(&CLIENT_IP_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<IpAddr>().ok());
         let from_peer = || {
@@ -79,7 +78,7 @@ pub(crate) fn profile_of(user: &User, today: Date) -> Profile {
         age: age_on(user.birth_date, today),
         interests: user.interests.clone(),
         preferences: user.preferences.clone(),
-        content_filter: Default::default(),
+        content_filter: user.content_filter,
         created_at: user.created_at,
     }
 }
@@ -95,23 +94,32 @@ pub(crate) fn public_profile_of(user: &User, today: Date) -> PublicProfile {
     }
 }
 
-/// Begins a refresh session for `user_id` and issues its first tokens.
-pub(crate) async fn begin_session(state: &AppState, user_id: Uuid) -> Result<TokenPair, AuthError> {
+/// Begins a refresh session for `user` and issues its first tokens.
+pub(crate) async fn begin_session(state: &AppState, user: &User) -> Result<TokenPair, AuthError> {
     let refresh = RefreshToken::generate();
     let session = Session::begin(
-        user_id,
+        user.id,
         refresh.hash,
         crate::store::now(),
         state.config().refresh_token_ttl,
     );
     state.sessions().create_session(&session).await?;
-    Ok(token_pair(state, &session, refresh))
+    Ok(token_pair(state, &session, refresh, user.content_filter))
 }
 
 /// An access token for `session` plus the given refresh token.
-pub(crate) fn token_pair(state: &AppState, session: &Session, refresh: RefreshToken) -> TokenPair {
+pub(crate) fn token_pair(
+    state: &AppState,
+    session: &Session,
+    refresh: RefreshToken,
+    content_filter: ContentFilter,
+) -> TokenPair {
     let ttl = state.config().access_token_ttl;
-    let (access_token, _) = state.signer().sign(session.user_id, session.id, ttl);
+    let grant = Grant {
+        content_filter,
+        ..Grant::user(session.user_id, session.id)
+    };
+    let (access_token, _) = state.signer().sign_grant(&grant, ttl);
     TokenPair {
         user_id: session.user_id,
         session_id: session.id,

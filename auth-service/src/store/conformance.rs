@@ -7,10 +7,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::date;
 use uuid::Uuid;
-use wire::api::auth::Preferences;
+use wire::api::auth::{ContentFilter, Preferences};
+use wire::api::matching::InterestMode;
 use wire::domain::Gender;
 
-use super::{ProfileUpdate, Session, SessionStore, StoreError, TokenHash, User, UserStore, now};
+use super::{
+    ProfileUpdate, Rotation, Session, SessionStore, StoreError, TokenHash, User, UserStore, now,
+};
 
 /// Runs every [`UserStore`] case.
 pub async fn users(store: &dyn UserStore) {
@@ -48,8 +51,12 @@ fn sample_user(username: &str) -> User {
             min_age: 21,
             max_age: 35,
             interests: vec!["rust".to_owned()],
-            ..Default::default()
+            interest_mode: InterestMode::Required,
+            age_widen_years: 3,
+            widen_every_secs: 20,
+            fallback_after_secs: Some(60),
         },
+        content_filter: ContentFilter::Strict,
         created_at: at,
         updated_at: at,
     }
@@ -114,6 +121,7 @@ async fn a_profile_update_changes_only_given_fields(store: &dyn UserStore) {
     let update = ProfileUpdate {
         display_name: Some("New Name".to_owned()),
         interests: Some(vec!["chess".to_owned()]),
+        content_filter: Some(ContentFilter::Off),
         ..ProfileUpdate::default()
     };
     let updated = store
@@ -124,6 +132,7 @@ async fn a_profile_update_changes_only_given_fields(store: &dyn UserStore) {
     let expected = User {
         display_name: "New Name".to_owned(),
         interests: vec!["chess".to_owned()],
+        content_filter: ContentFilter::Off,
         updated_at: later,
         ..user.clone()
     };
@@ -156,7 +165,10 @@ async fn preferences_and_password_hash_are_replaced(store: &dyn UserStore) {
         min_age: 18,
         max_age: 120,
         interests: vec![],
-        ..Default::default()
+        interest_mode: InterestMode::Ignored,
+        age_widen_years: 0,
+        widen_every_secs: 5,
+        fallback_after_secs: None,
     };
     assert!(
         store
@@ -195,6 +207,18 @@ fn random_hash() -> TokenHash {
     crate::refresh::RefreshToken::generate().hash
 }
 
+/// A rotation of `session`'s current token at `at` (with a random seal: the store keeps
+/// it, it never opens it).
+fn rotation_of(session: &Session, at: OffsetDateTime) -> Rotation {
+    let mut sealed_successor = [0u8; 32];
+    rand::fill(&mut sealed_successor);
+    Rotation {
+        replaced: session.current_hash,
+        at,
+        sealed_successor,
+    }
+}
+
 const THIRTY_DAYS: Duration = Duration::from_secs(30 * 24 * 3600);
 
 async fn new_session(store: &dyn SessionStore, user_id: Uuid, at: OffsetDateTime) -> Session {
@@ -227,7 +251,8 @@ async fn a_rotation_makes_the_old_token_non_current(store: &dyn SessionStore) {
     let session = new_session(store, Uuid::new_v4(), now()).await;
     let next = random_hash();
     let later = now() + Duration::from_secs(5);
-    assert!(store.rotate(&session, &next, later).await.unwrap());
+    let rotation = rotation_of(&session, later);
+    assert!(store.rotate(&session, &next, &rotation).await.unwrap());
 
     let old = store
         .find_by_token(&session.current_hash)
@@ -244,12 +269,23 @@ async fn a_rotation_makes_the_old_token_non_current(store: &dyn SessionStore) {
     assert!(new.is_current);
     assert_eq!(new.session.last_used_at, later);
     assert_eq!(
+        new.session.last_rotation,
+        Some(rotation),
+        "the rotation is kept for the grace window"
+    );
+    assert_eq!(old.session.last_rotation, new.session.last_rotation);
+    assert_eq!(
         new.session.expires_at, session.expires_at,
         "rotation keeps the absolute end"
     );
 
     // The session as read before the rotation is stale: its token is not current.
-    assert!(!store.rotate(&session, &random_hash(), later).await.unwrap());
+    assert!(
+        !store
+            .rotate(&session, &random_hash(), &rotation_of(&session, later))
+            .await
+            .unwrap()
+    );
 }
 
 async fn of_two_concurrent_rotations_exactly_one_wins(store: &dyn SessionStore) {
@@ -257,9 +293,10 @@ async fn of_two_concurrent_rotations_exactly_one_wins(store: &dyn SessionStore) 
         let session = new_session(store, Uuid::new_v4(), now()).await;
         let (a, b) = (random_hash(), random_hash());
         let at = now();
+        let (first, second) = (rotation_of(&session, at), rotation_of(&session, at));
         let (ra, rb) = tokio::join!(
-            store.rotate(&session, &a, at),
-            store.rotate(&session, &b, at)
+            store.rotate(&session, &a, &first),
+            store.rotate(&session, &b, &second)
         );
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         assert!(ra ^ rb, "exactly one rotation must win, got {ra} and {rb}");
@@ -284,7 +321,12 @@ async fn a_revoked_session_cannot_rotate_and_is_not_listed(store: &dyn SessionSt
         !store.revoke(user, session.id, now()).await.unwrap(),
         "already ended"
     );
-    assert!(!store.rotate(&session, &random_hash(), now()).await.unwrap());
+    assert!(
+        !store
+            .rotate(&session, &random_hash(), &rotation_of(&session, now()))
+            .await
+            .unwrap()
+    );
     let stored = store.session(session.id).await.unwrap().unwrap();
     assert!(stored.revoked_at.is_some());
     assert!(!stored.is_active(now()));
@@ -311,13 +353,14 @@ async fn revoking_all_keeps_the_given_session_and_other_users(store: &dyn Sessio
         .collect();
     assert_eq!(listed, vec![first.id, second.id, third.id], "oldest first");
 
-    assert_eq!(
-        store
-            .revoke_all(user, Some(second.id), now())
-            .await
-            .unwrap(),
-        2
-    );
+    let mut ended = store
+        .revoke_all(user, Some(second.id), now())
+        .await
+        .unwrap();
+    ended.sort();
+    let mut expected = vec![first.id, third.id];
+    expected.sort();
+    assert_eq!(ended, expected, "the ids of the sessions it ended");
     let listed: Vec<Uuid> = store
         .active_sessions(user, now())
         .await
@@ -326,14 +369,27 @@ async fn revoking_all_keeps_the_given_session_and_other_users(store: &dyn Sessio
         .map(|s| s.id)
         .collect();
     assert_eq!(listed, vec![second.id]);
-    assert!(!store.rotate(&first, &random_hash(), now()).await.unwrap());
-    assert!(store.rotate(&second, &random_hash(), now()).await.unwrap());
+    assert!(
+        !store
+            .rotate(&first, &random_hash(), &rotation_of(&first, now()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .rotate(&second, &random_hash(), &rotation_of(&second, now()))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.active_sessions(other, now()).await.unwrap(),
         vec![others]
     );
 
-    assert_eq!(store.revoke_all(user, None, now()).await.unwrap(), 1);
+    assert_eq!(
+        store.revoke_all(user, None, now()).await.unwrap(),
+        vec![second.id]
+    );
     assert!(store.active_sessions(user, now()).await.unwrap().is_empty());
 }
 
@@ -341,7 +397,12 @@ async fn an_expired_session_is_inactive(store: &dyn SessionStore) {
     let user = Uuid::new_v4();
     let long_ago = now() - THIRTY_DAYS - Duration::from_secs(60);
     let session = new_session(store, user, long_ago).await;
-    assert!(!store.rotate(&session, &random_hash(), now()).await.unwrap());
+    assert!(
+        !store
+            .rotate(&session, &random_hash(), &rotation_of(&session, now()))
+            .await
+            .unwrap()
+    );
     assert!(!store.revoke(user, session.id, now()).await.unwrap());
     assert!(store.active_sessions(user, now()).await.unwrap().is_empty());
     let found = store.find_by_token(&session.current_hash).await.unwrap();

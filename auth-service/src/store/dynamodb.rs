@@ -3,7 +3,9 @@
 //! One table, key `pk` (string), two kinds of item:
 //!
 //! - `session#<id>`: `user_id`, `current_hash` (binary), `created_at`, `last_used_at`,
-//!   `expires_at`, optional `revoked_at` (all milliseconds since the epoch);
+//!   `expires_at`, optional `revoked_at` (all milliseconds since the epoch), and after the
+//!   first refresh `previous_hash` (binary), `rotated_at` and `sealed_successor` (binary):
+//!   the last rotation, see [`Rotation`];
 //! - `token#<base64url sha-256>`: `session_id` — one per refresh token ever issued, so that
 //!   a rotated token presented again is recognised as reuse of its family.
 //!
@@ -34,7 +36,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Session, SessionStore, StoreError, TokenHash, TokenLookup};
+use super::{Rotation, Session, SessionStore, StoreError, TokenHash, TokenLookup};
 
 /// Name of the global secondary index on `user_id`.
 pub const USER_INDEX: &str = "user_id-created_at-index";
@@ -394,7 +396,32 @@ fn session_from_item(item: &HashMap<String, AttributeValue>) -> Result<Session, 
         last_used_at: required_time(item, "last_used_at")?,
         expires_at: required_time(item, "expires_at")?,
         revoked_at: integer(item, "revoked_at")?.map(from_millis).transpose()?,
+        last_rotation: rotation_from_item(item, id)?,
     })
+}
+
+fn rotation_from_item(
+    item: &HashMap<String, AttributeValue>,
+    id: Uuid,
+) -> Result<Option<Rotation>, StoreError> {
+    let bytes = |name: &str| -> Option<[u8; 32]> {
+        item.get(name)
+            .and_then(|v| v.as_b().ok())
+            .and_then(|b| b.as_ref().try_into().ok())
+    };
+    let Some(at) = integer(item, "rotated_at")? else {
+        return Ok(None);
+    };
+    match (bytes("previous_hash"), bytes("sealed_successor")) {
+        (Some(replaced), Some(sealed_successor)) => Ok(Some(Rotation {
+            replaced: TokenHash(replaced),
+            at: from_millis(at)?,
+            sealed_successor,
+        })),
+        _ => Err(StoreError::Backend(format!(
+            "session {id}: invalid rotation"
+        ))),
+    }
 }
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
@@ -491,8 +518,9 @@ impl SessionStore for DynamoSessionStore {
         &self,
         session: &Session,
         new: &TokenHash,
-        now: OffsetDateTime,
+        rotation: &Rotation,
     ) -> Result<bool, StoreError> {
+        let now = rotation.at;
         let _serialised = self.rotations.for_session(session.id).lock().await;
         // The conditional update of the one session item decides the race: DynamoDB
         // applies conditional writes to an item one at a time.
@@ -501,7 +529,10 @@ impl SessionStore for DynamoSessionStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", session_key(session.id))
-            .update_expression("SET current_hash = :new, last_used_at = :now")
+            .update_expression(
+                "SET current_hash = :new, last_used_at = :now, previous_hash = :old, \
+                 rotated_at = :now, sealed_successor = :sealed",
+            )
             .condition_expression(
                 "current_hash = :old AND attribute_not_exists(revoked_at) AND expires_at > :now",
             )
@@ -511,6 +542,10 @@ impl SessionStore for DynamoSessionStore {
                 AttributeValue::B(Blob::new(session.current_hash.0.to_vec())),
             )
             .expression_attribute_values(":now", number(millis(now)))
+            .expression_attribute_values(
+                ":sealed",
+                AttributeValue::B(Blob::new(rotation.sealed_successor.to_vec())),
+            )
             .send()
             .await;
         match result {
@@ -567,11 +602,11 @@ impl SessionStore for DynamoSessionStore {
         user_id: Uuid,
         keep: Option<Uuid>,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let mut ended = 0;
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut ended = Vec::new();
         for id in self.indexed_active_ids(user_id, now).await? {
             if Some(id) != keep && self.revoke(user_id, id, now).await? {
-                ended += 1;
+                ended.push(id);
             }
         }
         Ok(ended)

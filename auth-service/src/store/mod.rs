@@ -14,9 +14,11 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
-use wire::api::auth::Preferences;
+use wire::api::auth::{ContentFilter, Preferences};
+use wire::api::matching::InterestMode;
 use wire::domain::Gender;
 
 /// How long a request waits for a database connection before answering 503: a backend
@@ -104,6 +106,8 @@ pub struct User {
     pub interests: Vec<String>,
     /// Default matching preferences.
     pub preferences: Preferences,
+    /// How much of what the user receives is masked.
+    pub content_filter: ContentFilter,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last change of the profile, preferences or password.
@@ -121,6 +125,56 @@ pub struct ProfileUpdate {
     pub birth_date: Option<Date>,
     /// New interests.
     pub interests: Option<Vec<String>>,
+    /// New content filter level.
+    pub content_filter: Option<ContentFilter>,
+}
+
+/// The preference fields beyond genders, ages and interests, stored together as one JSON
+/// value (`pref_widening`) so that a new knob needs no schema change. Absent fields read
+/// back as their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct Widening {
+    interest_mode: InterestMode,
+    age_widen_years: u8,
+    widen_every_secs: u32,
+    fallback_after_secs: Option<u32>,
+}
+
+impl Default for Widening {
+    fn default() -> Self {
+        Self::of(&Preferences::default())
+    }
+}
+
+impl Widening {
+    /// The widening part of `preferences`.
+    pub(crate) fn of(preferences: &Preferences) -> Self {
+        Self {
+            interest_mode: preferences.interest_mode,
+            age_widen_years: preferences.age_widen_years,
+            widen_every_secs: preferences.widen_every_secs,
+            fallback_after_secs: preferences.fallback_after_secs,
+        }
+    }
+}
+
+/// The stored name of a content filter level.
+pub(crate) fn content_filter_name(level: ContentFilter) -> &'static str {
+    match level {
+        ContentFilter::Off => "off",
+        ContentFilter::Mild => "mild",
+        ContentFilter::Strict => "strict",
+    }
+}
+
+fn parse_content_filter(name: &str) -> Option<ContentFilter> {
+    match name {
+        "off" => Some(ContentFilter::Off),
+        "mild" => Some(ContentFilter::Mild),
+        "strict" => Some(ContentFilter::Strict),
+        _ => None,
+    }
 }
 
 /// Accounts, profiles and default preferences.
@@ -195,6 +249,21 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     /// When the session was ended (log out, reuse, password change), if it was.
     pub revoked_at: Option<OffsetDateTime>,
+    /// The last refresh, if there was one: lets a retried or concurrent refresh with the
+    /// token it replaced get the same new token within the grace window.
+    pub last_rotation: Option<Rotation>,
+}
+
+/// One refresh of a session: the token it replaced and the one it issued, sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Hash of the token that was replaced.
+    pub replaced: TokenHash,
+    /// When.
+    pub at: OffsetDateTime,
+    /// The new token's 32 secret bytes, XOR-ed with a pad derived from the replaced
+    /// token's secret (`refresh::seal`): the store alone cannot open it.
+    pub sealed_successor: [u8; 32],
 }
 
 impl Session {
@@ -208,6 +277,7 @@ impl Session {
             last_used_at: now,
             expires_at: now + lifetime,
             revoked_at: None,
+            last_rotation: None,
         }
     }
 
@@ -240,13 +310,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Replaces the current token of `session` (as read: `session.current_hash`) by `new`,
     /// only if that token is still current and the session is neither revoked nor expired
-    /// at `now` — a conditional write, so that of two concurrent rotations of one token
-    /// exactly one succeeds. `true` when it did.
+    /// at `rotation.at` — a conditional write, so that of two concurrent rotations of one
+    /// token exactly one succeeds — and records `rotation` as the session's
+    /// `last_rotation`. `true` when it did.
     async fn rotate(
         &self,
         session: &Session,
         new: &TokenHash,
-        now: OffsetDateTime,
+        rotation: &Rotation,
     ) -> Result<bool, StoreError>;
 
     /// Ends the session `id` of `user_id`; `false` when there is no such active session.
@@ -257,13 +328,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Ends every active session of `user_id` except `keep`; returns how many ended.
+    /// Ends every active session of `user_id` except `keep`; returns the ids of those it
+    /// ended, so that their access tokens can be refused everywhere.
     async fn revoke_all(
         &self,
         user_id: Uuid,
         keep: Option<Uuid>,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// The sessions of `user_id` that are active at `now`, oldest first.
     async fn active_sessions(
@@ -294,6 +366,8 @@ pub(crate) struct UserRow {
     pref_min_age: i32,
     pref_max_age: i32,
     pref_interests: sqlx::types::Json<Vec<String>>,
+    pref_widening: sqlx::types::Json<Widening>,
+    content_filter: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -311,8 +385,13 @@ impl TryFrom<UserRow> for User {
                 min_age: u8::try_from(row.pref_min_age).map_err(|_| corrupt("min_age"))?,
                 max_age: u8::try_from(row.pref_max_age).map_err(|_| corrupt("max_age"))?,
                 interests: row.pref_interests.0,
-                ..Default::default()
+                interest_mode: row.pref_widening.0.interest_mode,
+                age_widen_years: row.pref_widening.0.age_widen_years,
+                widen_every_secs: row.pref_widening.0.widen_every_secs,
+                fallback_after_secs: row.pref_widening.0.fallback_after_secs,
             },
+            content_filter: parse_content_filter(&row.content_filter)
+                .ok_or_else(|| corrupt("content_filter"))?,
             username: row.username,
             password_hash: row.password_hash,
             display_name: row.display_name,
@@ -328,7 +407,8 @@ impl TryFrom<UserRow> for User {
 macro_rules! user_columns {
     () => {
         "id, username, password_hash, display_name, gender, birth_date, interests, \
-         pref_genders, pref_min_age, pref_max_age, pref_interests, created_at, updated_at"
+         pref_genders, pref_min_age, pref_max_age, pref_interests, pref_widening, \
+         content_filter, created_at, updated_at"
     };
 }
 pub(crate) use user_columns;

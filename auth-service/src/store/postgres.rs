@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::Preferences;
 
-use super::{ACQUIRE_TIMEOUT, ProfileUpdate, StoreError, User, UserRow, UserStore, user_columns};
+use super::{
+    ACQUIRE_TIMEOUT, ProfileUpdate, StoreError, User, UserRow, UserStore, Widening,
+    content_filter_name, user_columns,
+};
 
 /// Migrations of the PostgreSQL schema.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -57,8 +60,9 @@ impl UserStore for PgUserStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (id, username, password_hash, display_name, gender, birth_date, \
-             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, pref_widening, \
+             content_filter, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(user.id)
         .bind(&user.username)
@@ -71,6 +75,8 @@ impl UserStore for PgUserStore {
         .bind(i32::from(user.preferences.min_age))
         .bind(i32::from(user.preferences.max_age))
         .bind(Json(&user.preferences.interests))
+        .bind(Json(Widening::of(&user.preferences)))
+        .bind(content_filter_name(user.content_filter))
         .bind(user.created_at)
         .bind(user.updated_at)
         .execute(&self.pool)
@@ -113,13 +119,15 @@ impl UserStore for PgUserStore {
         sqlx::query_as::<_, UserRow>(concat!(
             "UPDATE users SET display_name = COALESCE($1, display_name), \
              gender = COALESCE($2, gender), birth_date = COALESCE($3, birth_date), \
-             interests = COALESCE($4, interests), updated_at = $5 WHERE id = $6 RETURNING ",
+             interests = COALESCE($4, interests), content_filter = COALESCE($5, content_filter), \
+             updated_at = $6 WHERE id = $7 RETURNING ",
             user_columns!()
         ))
         .bind(update.display_name.as_deref())
         .bind(update.gender.map(|g| g.as_str()))
         .bind(update.birth_date)
         .bind(update.interests.as_ref().map(Json))
+        .bind(update.content_filter.map(content_filter_name))
         .bind(now)
         .bind(id)
         .fetch_optional(&self.pool)
@@ -136,12 +144,13 @@ impl UserStore for PgUserStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE users SET pref_genders = $1, pref_min_age = $2, pref_max_age = $3, \
-             pref_interests = $4, updated_at = $5 WHERE id = $6",
+             pref_interests = $4, pref_widening = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(Json(&preferences.genders))
         .bind(i32::from(preferences.min_age))
         .bind(i32::from(preferences.max_age))
         .bind(Json(&preferences.interests))
+        .bind(Json(Widening::of(preferences)))
         .bind(now)
         .bind(id)
         .execute(&self.pool)

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use wire::api::auth::Preferences;
 
 use super::{
-    ACQUIRE_TIMEOUT, ProfileUpdate, Session, SessionStore, StoreError, TokenHash, TokenLookup,
-    User, UserRow, UserStore, user_columns,
+    ACQUIRE_TIMEOUT, ProfileUpdate, Rotation, Session, SessionStore, StoreError, TokenHash,
+    TokenLookup, User, UserRow, UserStore, Widening, content_filter_name, user_columns,
 };
 
 /// Migrations of the SQLite schema (users and sessions alike, so one file serves both).
@@ -41,6 +41,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         })?;
     }
     let in_memory = options.get_filename().as_os_str() == ":memory:" || url.contains(":memory:");
+    let file = options.get_filename().to_owned();
     let pool = SqlitePoolOptions::new()
         // An in-memory database lives and dies with its one connection.
         .max_connections(if in_memory { 1 } else { 8 })
@@ -62,6 +63,10 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::Backend(format!("SQLite migrations failed: {e}")))?;
+    if !in_memory {
+        service_kit::fs::ensure_private_sqlite(&file)
+            .map_err(|e| StoreError::Unavailable(format!("cannot restrict the database: {e}")))?;
+    }
     Ok(pool)
 }
 
@@ -83,8 +88,9 @@ impl UserStore for SqliteUserStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO users (id, username, password_hash, display_name, gender, birth_date, \
-             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             interests, pref_genders, pref_min_age, pref_max_age, pref_interests, pref_widening, \
+             content_filter, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(user.id)
         .bind(&user.username)
@@ -97,6 +103,8 @@ impl UserStore for SqliteUserStore {
         .bind(i32::from(user.preferences.min_age))
         .bind(i32::from(user.preferences.max_age))
         .bind(Json(&user.preferences.interests))
+        .bind(Json(Widening::of(&user.preferences)))
+        .bind(content_filter_name(user.content_filter))
         .bind(user.created_at)
         .bind(user.updated_at)
         .execute(&self.pool)
@@ -139,13 +147,15 @@ impl UserStore for SqliteUserStore {
         sqlx::query_as::<_, UserRow>(concat!(
             "UPDATE users SET display_name = COALESCE(?, display_name), \
              gender = COALESCE(?, gender), birth_date = COALESCE(?, birth_date), \
-             interests = COALESCE(?, interests), updated_at = ? WHERE id = ? RETURNING ",
+             interests = COALESCE(?, interests), content_filter = COALESCE(?, content_filter), \
+             updated_at = ? WHERE id = ? RETURNING ",
             user_columns!()
         ))
         .bind(update.display_name.as_deref())
         .bind(update.gender.map(|g| g.as_str()))
         .bind(update.birth_date)
         .bind(update.interests.as_ref().map(Json))
+        .bind(update.content_filter.map(content_filter_name))
         .bind(now)
         .bind(id)
         .fetch_optional(&self.pool)
@@ -162,12 +172,13 @@ impl UserStore for SqliteUserStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE users SET pref_genders = ?, pref_min_age = ?, pref_max_age = ?, \
-             pref_interests = ?, updated_at = ? WHERE id = ?",
+             pref_interests = ?, pref_widening = ?, updated_at = ? WHERE id = ?",
         )
         .bind(Json(&preferences.genders))
         .bind(i32::from(preferences.min_age))
         .bind(i32::from(preferences.max_age))
         .bind(Json(&preferences.interests))
+        .bind(Json(Widening::of(preferences)))
         .bind(now)
         .bind(id)
         .execute(&self.pool)
@@ -227,6 +238,9 @@ struct SessionRow {
     last_used_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    previous_hash: Option<Vec<u8>>,
+    rotated_at: Option<i64>,
+    sealed_successor: Option<Vec<u8>>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -245,12 +259,24 @@ impl TryFrom<SessionRow> for Session {
             last_used_at: from_millis(row.last_used_at)?,
             expires_at: from_millis(row.expires_at)?,
             revoked_at: row.revoked_at.map(from_millis).transpose()?,
+            last_rotation: match (row.previous_hash, row.rotated_at, row.sealed_successor) {
+                (Some(replaced), Some(at), Some(sealed)) => {
+                    let invalid =
+                        || StoreError::Backend(format!("session {}: invalid rotation", row.id));
+                    Some(Rotation {
+                        replaced: TokenHash(replaced.try_into().map_err(|_| invalid())?),
+                        at: from_millis(at)?,
+                        sealed_successor: sealed.try_into().map_err(|_| invalid())?,
+                    })
+                }
+                _ => None,
+            },
         })
     }
 }
 
-const SESSION_COLUMNS: &str =
-    "id, user_id, current_hash, created_at, last_used_at, expires_at, revoked_at";
+const SESSION_COLUMNS: &str = "id, user_id, current_hash, created_at, last_used_at, expires_at, revoked_at, \
+     previous_hash, rotated_at, sealed_successor";
 
 #[async_trait]
 impl SessionStore for SqliteSessionStore {
@@ -294,7 +320,8 @@ impl SessionStore for SqliteSessionStore {
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<TokenLookup>, StoreError> {
         let row = sqlx::query_as::<_, SessionRow>(
             "SELECT s.id, s.user_id, s.current_hash, s.created_at, s.last_used_at, s.expires_at, \
-             s.revoked_at FROM refresh_tokens t JOIN refresh_sessions s ON s.id = t.session_id \
+             s.revoked_at, s.previous_hash, s.rotated_at, s.sealed_successor \
+             FROM refresh_tokens t JOIN refresh_sessions s ON s.id = t.session_id \
              WHERE t.token_hash = ?",
         )
         .bind(&hash.0[..])
@@ -314,15 +341,20 @@ impl SessionStore for SqliteSessionStore {
         &self,
         session: &Session,
         new: &TokenHash,
-        now: OffsetDateTime,
+        rotation: &Rotation,
     ) -> Result<bool, StoreError> {
+        let now = rotation.at;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE refresh_sessions SET current_hash = ?, last_used_at = ? \
+            "UPDATE refresh_sessions SET current_hash = ?, last_used_at = ?, previous_hash = ?, \
+             rotated_at = ?, sealed_successor = ? \
              WHERE id = ? AND current_hash = ? AND revoked_at IS NULL AND expires_at > ?",
         )
         .bind(&new.0[..])
         .bind(millis(now))
+        .bind(&rotation.replaced.0[..])
+        .bind(millis(now))
+        .bind(&rotation.sealed_successor[..])
         .bind(session.id)
         .bind(&session.current_hash.0[..])
         .bind(millis(now))
@@ -367,20 +399,20 @@ impl SessionStore for SqliteSessionStore {
         user_id: Uuid,
         keep: Option<Uuid>,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ended = sqlx::query_scalar::<_, Uuid>(
             "UPDATE refresh_sessions SET revoked_at = ? \
              WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
-             AND (? IS NULL OR id <> ?)",
+             AND (? IS NULL OR id <> ?) RETURNING id",
         )
         .bind(millis(now))
         .bind(user_id)
         .bind(millis(now))
         .bind(keep)
         .bind(keep)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(ended)
     }
 
     async fn active_sessions(

@@ -95,8 +95,19 @@ async fn a_malformed_body_gets_the_uniform_error() {
 
     let response = app.signup(json!({"username": "dave"})).await;
 
-    response.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(response.error_code(), "invalid_body");
+    response.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "missing_field");
+    assert_eq!(response.error_field(), "password");
+
+    // A value of the wrong kind names its field, in our own words.
+    let mut body = TestApp::signup_body("dave");
+    body["gender"] = json!("robot");
+    let response = app.signup(body).await;
+    response.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+    assert_eq!(response.error_field(), "gender");
+
+    // A body that is not JSON at all has no field to name.
+    let response = app.signup_raw("{not json").await;
+    response.assert_error(StatusCode::BAD_REQUEST, "malformed_json");
 }
 
 #[tokio::test]
@@ -217,5 +228,87 @@ async fn a_successful_log_in_resets_the_failures_of_its_client() {
         app.login_from(&name, "wrong password", ip)
             .await
             .assert_status(StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn sign_ups_past_the_per_ip_burst_get_429_and_other_ips_do_not() {
+    let app = TestApp::with_config(AuthConfig {
+        signup_burst_per_ip: 3,
+        signup_refill: Duration::from_secs(600),
+        ..AuthConfig::default()
+    })
+    .await;
+    let busy = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    for i in 0..3 {
+        app.signup_from(TestApp::signup_body(&username(&format!("s{i}"))), busy)
+            .await
+            .assert_status(StatusCode::CREATED);
+    }
+
+    let refused = app
+        .signup_from(TestApp::signup_body(&username("s3")), busy)
+        .await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(refused.headers.contains_key("retry-after"));
+
+    let elsewhere = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8));
+    app.signup_from(TestApp::signup_body(&username("s4")), elsewhere)
+        .await
+        .assert_status(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_taken_name_is_refused_before_any_password_is_hashed() {
+    // One hash at a time and no queue: a sign-up that reached the hasher while another
+    // hashes would be shed with 503. Every one of these must be a plain 409.
+    let app = TestApp::with_config(AuthConfig {
+        argon2_concurrency: 1,
+        argon2_max_queue: 0,
+        ..AuthConfig::default()
+    })
+    .await;
+    let name = username("taken");
+    app.signup_user(&name).await;
+
+    let attempts = (0..20).map(|i| {
+        let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, i));
+        app.signup_from(TestApp::signup_body(&name), ip)
+    });
+    for response in futures::future::join_all(attempts).await {
+        response.assert_error(StatusCode::CONFLICT, "username_taken");
+    }
+}
+
+#[tokio::test]
+async fn sign_ups_past_the_hashing_queue_are_shed_with_503() {
+    let app = TestApp::with_config(AuthConfig {
+        argon2_concurrency: 1,
+        argon2_max_queue: 0,
+        ..AuthConfig::default()
+    })
+    .await;
+    let attempts = (0..8).map(|i| {
+        let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, i));
+        app.signup_from(TestApp::signup_body(&username(&format!("q{i}"))), ip)
+    });
+    let responses = futures::future::join_all(attempts).await;
+    let created = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let shed: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(created >= 1, "the first sign-up gets the hasher");
+    assert!(
+        !shed.is_empty(),
+        "with no queue, concurrent sign-ups are shed"
+    );
+    assert_eq!(created + shed.len(), responses.len());
+    for response in shed {
+        assert_eq!(response.error_code(), "overloaded");
+        assert!(response.headers.contains_key("retry-after"));
     }
 }

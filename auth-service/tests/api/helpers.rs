@@ -48,6 +48,14 @@ impl TestResponse {
         assert_eq!(self.status, expected, "unexpected answer: {}", self.body);
         self
     }
+
+    /// Asserts the status and the `error.code` of an error body.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.error_code(), code, "unexpected error: {}", self.body);
+        self
+    }
 }
 
 /// The tokens of a signed-up or logged-in user.
@@ -191,6 +199,19 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> TestResponse {
+        self.send_text(method, uri, bearer, body.map(|b| b.to_string()), headers)
+            .await
+    }
+
+    /// Sends one request whose body is `body` as written, labelled as JSON.
+    pub async fn send_text(
+        &self,
+        method: Method,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(token) = bearer {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -201,7 +222,7 @@ impl TestApp {
         let request = match body {
             Some(body) => request
                 .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
+                .body(Body::from(body))
                 .unwrap(),
             None => request.body(Body::empty()).unwrap(),
         };
@@ -238,6 +259,31 @@ impl TestApp {
     pub async fn signup(&self, body: Value) -> TestResponse {
         self.send(Method::POST, "/v1/auth/signup", None, Some(body), &[])
             .await
+    }
+
+    /// POST /v1/auth/signup as the client at `ip` (the gateway's header).
+    pub async fn signup_from(&self, body: Value, ip: IpAddr) -> TestResponse {
+        let ip = ip.to_string();
+        self.send(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            Some(body),
+            &[("x-rc-client-ip", &ip)],
+        )
+        .await
+    }
+
+    /// POST /v1/auth/signup with a body that may not be JSON.
+    pub async fn signup_raw(&self, body: &str) -> TestResponse {
+        self.send_text(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            Some(body.to_owned()),
+            &[],
+        )
+        .await
     }
 
     /// Signs up `username` with [`PASSWORD`] and answers its tokens.

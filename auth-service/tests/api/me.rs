@@ -32,6 +32,16 @@ async fn the_profile_can_be_edited_field_by_field() {
     assert_eq!(me.body["display_name"], "Gil");
     assert_eq!(me.body["gender"], "other");
     assert_eq!(me.body["birth_date"], "1990-02-03");
+    assert_eq!(me.body["content_filter"], "off", "the default level");
+
+    let filtered = app
+        .update_me(&tokens.access, json!({"content_filter": "strict"}))
+        .await;
+    filtered.assert_status(StatusCode::OK);
+    assert_eq!(
+        app.me(&tokens.access).await.body["content_filter"],
+        "strict"
+    );
 }
 
 #[tokio::test]
@@ -62,18 +72,24 @@ async fn preferences_can_be_read_and_replaced() {
     defaults.assert_status(StatusCode::OK);
     assert_eq!(
         defaults.body,
-        json!({"genders": [], "min_age": 18, "max_age": 120, "interests": ["rust", "jazz"]})
+        json!({"genders": [], "min_age": 18, "max_age": 120, "interests": ["rust", "jazz"],
+               "interest_mode": "preferred", "age_widen_years": 0, "widen_every_secs": 10,
+               "fallback_after_secs": null})
     );
 
     let response = app
         .put_preferences(
             &tokens.access,
-            json!({"genders": ["male", "male"], "min_age": 25, "max_age": 40, "interests": [" Go "]}),
+            json!({"genders": ["male", "male"], "min_age": 25, "max_age": 40, "interests": [" Go "],
+                   "interest_mode": "required", "age_widen_years": 5, "fallback_after_secs": 90}),
         )
         .await;
 
     response.assert_status(StatusCode::OK);
-    let expected = json!({"genders": ["male"], "min_age": 25, "max_age": 40, "interests": ["go"]});
+    // Strictness and widening are kept; an absent `widen_every_secs` takes its default.
+    let expected = json!({"genders": ["male"], "min_age": 25, "max_age": 40, "interests": ["go"],
+                          "interest_mode": "required", "age_widen_years": 5,
+                          "widen_every_secs": 10, "fallback_after_secs": 90});
     assert_eq!(response.body, expected);
     assert_eq!(app.preferences(&tokens.access).await.body, expected);
     assert_eq!(app.me(&tokens.access).await.body["preferences"], expected);
@@ -99,6 +115,31 @@ async fn invalid_preferences_name_the_field() {
         (
             json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [""]}),
             "interests",
+        ),
+        (
+            json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [],
+                   "interest_mode": "required"}),
+            "interests",
+        ),
+        (
+            json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [],
+                   "age_widen_years": 200}),
+            "age_widen_years",
+        ),
+        (
+            json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [],
+                   "widen_every_secs": 0}),
+            "widen_every_secs",
+        ),
+        (
+            json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [],
+                   "fallback_after_secs": 10_000_000}),
+            "fallback_after_secs",
+        ),
+        (
+            json!({"genders": [], "min_age": 18, "max_age": 30, "interests": [],
+                   "interest_mode": "sometimes"}),
+            "interest_mode",
         ),
     ];
     for (body, field) in cases {

@@ -8,6 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+use auth_service::AuthConfig;
+
 use crate::helpers::{PASSWORD, TestApp, username};
 
 #[tokio::test]
@@ -25,38 +27,85 @@ async fn a_refresh_rotates_the_token_and_keeps_the_session() {
 }
 
 #[tokio::test]
-async fn reusing_a_rotated_refresh_token_ends_the_whole_family() {
+async fn reusing_an_older_refresh_token_ends_the_whole_family() {
     let app = TestApp::spawn().await;
     let first = app.signup_user(&username("ben")).await;
     let second = app.refresh_tokens(&first.refresh).await;
+    let third = app.refresh_tokens(&second.refresh).await;
 
+    // `first` is two refreshes old: no grace, whenever it comes back.
     let reuse = app.refresh(&first.refresh).await;
 
     reuse.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(reuse.error_code(), "refresh_token_reused");
-    // The legitimate latest token of the family is dead too.
-    let latest = app.refresh(&second.refresh).await;
+    // The legitimate latest token of the family is dead too, and so is its access token.
+    let latest = app.refresh(&third.refresh).await;
     latest.assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(latest.error_code(), "invalid_refresh_token");
     let sessions = app.sessions(&second.access).await;
-    assert_eq!(sessions.body, json!([]));
+    sessions.assert_error(StatusCode::UNAUTHORIZED, "session_ended");
 }
 
 #[tokio::test]
-async fn two_concurrent_refreshes_with_one_token_give_exactly_one_success() {
+async fn without_a_grace_window_the_replaced_token_is_reuse_at_once() {
+    let app = TestApp::with_config(AuthConfig {
+        refresh_grace: Duration::ZERO,
+        ..AuthConfig::default()
+    })
+    .await;
+    let first = app.signup_user(&username("bea")).await;
+    let second = app.refresh_tokens(&first.refresh).await;
+
+    app.refresh(&first.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "refresh_token_reused");
+    app.refresh(&second.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn a_retried_refresh_within_the_grace_window_gets_the_same_new_token() {
+    let app = TestApp::spawn().await;
+    let first = app.signup_user(&username("bob")).await;
+    // The answer to this refresh is "lost"; the client retries with the same token.
+    let lost = app.refresh_tokens(&first.refresh).await;
+
+    let retried = app.refresh_tokens(&first.refresh).await;
+
+    assert_eq!(
+        retried.refresh, lost.refresh,
+        "the same successor, not a new one"
+    );
+    assert_eq!(retried.session_id, first.session_id);
+    app.me(&retried.access).await.assert_status(StatusCode::OK);
+    app.me(&lost.access).await.assert_status(StatusCode::OK);
+    // The family carries on from the successor.
+    let next = app.refresh_tokens(&retried.refresh).await;
+    assert_eq!(next.session_id, first.session_id);
+    // Once that successor has itself been replaced, the first token is plain reuse.
+    app.refresh(&first.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "refresh_token_reused");
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_all_get_the_same_new_token() {
     let app = TestApp::spawn().await;
     for _ in 0..5 {
         let tokens = app.signup_user(&username("cat")).await;
 
         let (a, b) = tokio::join!(app.refresh(&tokens.refresh), app.refresh(&tokens.refresh));
 
-        let successes = [&a, &b]
-            .iter()
-            .filter(|r| r.status == StatusCode::OK)
-            .count();
-        assert_eq!(successes, 1, "answers: {} / {}", a.body, b.body);
-        let loser = if a.status == StatusCode::OK { &b } else { &a };
-        loser.assert_status(StatusCode::UNAUTHORIZED);
+        a.assert_status(StatusCode::OK);
+        b.assert_status(StatusCode::OK);
+        assert_eq!(
+            a.body["refresh_token"], b.body["refresh_token"],
+            "both get the winner's token"
+        );
+        // The session lives on: the new token refreshes.
+        let winner = a.body["refresh_token"].as_str().unwrap();
+        app.refresh(winner).await.assert_status(StatusCode::OK);
     }
 }
 
@@ -85,10 +134,11 @@ async fn log_out_ends_the_session_of_the_token() {
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     app.refresh_tokens(&other.refresh).await;
-    // Logging out twice is harmless.
+    // The ended session's access token is refused from now on, log out included.
     app.logout(&signup.access)
         .await
-        .assert_status(StatusCode::NO_CONTENT);
+        .assert_error(StatusCode::UNAUTHORIZED, "session_ended");
+    app.me(&other.access).await.assert_status(StatusCode::OK);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! Gateway routes.
+//! Gateway routes and the middleware in front of them.
 
+pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod proxy;

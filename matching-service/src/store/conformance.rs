@@ -46,6 +46,7 @@ where
 {
     random_pairs_satisfy_both_sides(&fresh().await).await;
     blocks_are_honoured_both_ways(&fresh().await).await;
+    a_ticket_blocking_thousands_joins_and_honours_every_block(&fresh().await).await;
     cooldown_keeps_former_partners_apart(&fresh().await).await;
     oldest_compatible_ticket_is_served_first(&fresh().await).await;
     criteria_widen_with_waiting_time_and_never_beyond(&fresh().await).await;
@@ -496,6 +497,30 @@ pub async fn random_pairs_satisfy_both_sides(stores: &Handles) {
         "the random mix must exercise matches ({pairs}), misses ({empty}) and widening \
          ({relaxed_pairs})"
     );
+}
+
+/// A ticket may carry a very long block list (a long-standing user, or blocks in both
+/// directions): it joins, and every one of its blocks is honoured.
+pub async fn a_ticket_blocking_thousands_joins_and_honours_every_block(stores: &Handles) {
+    let store = stores[0].as_ref();
+    let now = at(t0(), 5000);
+    let b = joined(person(Gender::Female, 30), at(t0(), 1000));
+    let mut rng = Rng::new(7);
+    let mut a = person(Gender::Male, 30);
+    a.blocked = (0..20_000).map(|_| rng.uuid()).collect();
+    a.blocked.push(b.user_id());
+    join(store, &b, now).await;
+    join(store, &a, now).await;
+    assert!(
+        claim(store, a.user_id(), now).await.is_none(),
+        "a blocked b, the last of 20,001 blocks"
+    );
+    let c = joined(person(Gender::Other, 30), at(t0(), 2000));
+    join(store, &c, now).await;
+    let claimed = claim(store, a.user_id(), now)
+        .await
+        .expect("c is not blocked");
+    assert_eq!(claimed.partner.user_id(), c.user_id());
 }
 
 /// A block in either direction keeps two users apart, whoever searches; a pair released

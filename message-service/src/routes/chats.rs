@@ -3,7 +3,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
+use std::borrow::Cow;
+
 use service_kit::auth::AuthUser;
+use service_kit::content;
 use service_kit::error::ErrorBody;
 use service_kit::error::ErrorCode;
 use service_kit::extract::{Json, Path, Query};
@@ -17,6 +20,7 @@ use wire::endpoint::Endpoint;
 use super::{DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT, page_limit, participant_chat};
 use crate::error::MessageError;
 use crate::state::AppState;
+use crate::store::ChatCursor;
 use crate::view::{chat_summary, message_views};
 
 /// Default number of messages in a history page.
@@ -53,21 +57,36 @@ pub async fn list_chats(
     Query(query): Query<ChatListQuery>,
 ) -> Result<Json<ChatPage>, MessageError> {
     let limit = page_limit(query.limit, DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT)?;
-    if query.before.is_some() {
-        return Err(MessageError::validation(
-            "before",
-            ErrorCode::InvalidQuery,
-            "paging past the newest chats is not supported by this server version",
-        ));
-    }
-    let chats = state.store().chats_of(auth.user_id, false, limit).await?;
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(raw) => Some(ChatCursor::decode(raw).ok_or_else(|| {
+            MessageError::validation(
+                "before",
+                ErrorCode::InvalidQuery,
+                "`before` must be the `next_before` of a previous page",
+            )
+        })?),
+    };
+    // One more than asked tells whether there is a next page.
+    let mut chats = state
+        .store()
+        .chats_of(auth.user_id, false, limit + 1, before)
+        .await?;
+    let next_before = if chats.len() > limit as usize {
+        chats.truncate(limit as usize);
+        chats
+            .last()
+            .map(|last| ChatCursor::after(&last.chat).encode())
+    } else {
+        None
+    };
     let mut summaries = Vec::with_capacity(chats.len());
     for chat in chats {
         summaries.push(chat_summary(state.store(), chat, auth.user_id).await?);
     }
     Ok(Json(ChatPage {
         chats: summaries,
-        next_before: None,
+        next_before,
     }))
 }
 
@@ -144,7 +163,15 @@ pub async fn history(
             (messages, has_more)
         }
     };
-    let messages = message_views(state.store(), &chat, auth.user_id, messages).await?;
+    let mut messages = message_views(state.store(), &chat, auth.user_id, messages).await?;
+    // Others' words as this user chose to see them; what is stored stays as it was sent.
+    for view in &mut messages {
+        if view.message.sender_id != auth.user_id
+            && let Cow::Owned(masked) = content::mask(&view.message.text, auth.claims.cf)
+        {
+            view.message.text = masked;
+        }
+    }
     Ok(Json(HistoryPage { messages, has_more }))
 }
 

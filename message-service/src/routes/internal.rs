@@ -226,7 +226,10 @@ pub async fn user_chats(
     Query(query): Query<UserChatsQuery>,
 ) -> Result<Json<Vec<Chat>>, MessageError> {
     let limit = page_limit(query.limit, DEFAULT_INTERNAL_LIMIT, MAX_INTERNAL_LIMIT)?;
-    let chats = state.store().chats_of(id, query.active, limit).await?;
+    let chats = state
+        .store()
+        .chats_of(id, query.active, limit, None)
+        .await?;
     Ok(Json(chats.into_iter().map(|c| c.chat).collect()))
 }
 

@@ -69,7 +69,7 @@ pub(crate) async fn end_chats_between(
     blocked: Uuid,
 ) -> Result<(), MessageError> {
     // A user has at most one live chat at a time; the bound only guards against bad data.
-    let active = state.store().chats_of(blocker, true, 1000).await?;
+    let active = state.store().chats_of(blocker, true, 1000, None).await?;
     for chat in active.iter().filter(|c| c.has_participant(blocked)) {
         let ended = state
             .store()

@@ -59,12 +59,9 @@ pub fn report_retry_after(
     window: std::time::Duration,
     now: OffsetDateTime,
 ) -> Option<u64> {
-    let per_window = per_window as usize;
-    if times.len() < per_window {
-        return None;
-    }
+    let per_window = (per_window as usize).max(1);
     // The report whose leaving the window makes room for one more.
-    let freeing = times[times.len() - per_window.max(1)];
+    let freeing = *times.get(times.len().checked_sub(per_window)?)?;
     let wait = (freeing + window - now).whole_seconds().max(0) as u64;
     Some(wait.max(1))
 }
@@ -130,6 +127,7 @@ pub async fn report(
             ));
         }
     }
+    let _one_at_a_time = state.report_lock(auth.user_id).await;
     let now = crate::store::now();
     let config = state.config();
     let times = state
@@ -180,6 +178,16 @@ mod tests {
             report_retry_after(&times, 2, Duration::from_secs(60), now),
             Some(10)
         );
+    }
+
+    #[test]
+    fn a_zero_limit_does_not_panic() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            report_retry_after(&[], 0, Duration::from_secs(60), now),
+            None
+        );
+        assert!(report_retry_after(&[now], 0, Duration::from_secs(60), now).is_some());
     }
 
     #[test]

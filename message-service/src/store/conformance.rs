@@ -11,7 +11,7 @@ use wire::api::auth::PublicProfile;
 use wire::api::message::{Message, Report};
 use wire::domain::Gender;
 
-use super::{MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
+use super::{ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
 
 /// Runs every case.
 pub async fn run_all(store: Arc<dyn MessageStore>) {
@@ -134,7 +134,7 @@ async fn a_chat_between_blocked_users_is_refused(store: &dyn MessageStore) {
             .await;
         assert!(matches!(refused, Err(StoreError::Blocked)), "{refused:?}");
     }
-    assert!(store.chats_of(a, false, 10).await.unwrap().is_empty());
+    assert!(store.chats_of(a, false, 10, None).await.unwrap().is_empty());
     assert!(store.unblock(b, a).await.unwrap());
     new_chat(store, &[a, b]).await;
 }
@@ -432,7 +432,7 @@ async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
     }
     store.end_chat(ids[2], p3, now()).await.unwrap();
     let all: Vec<Uuid> = store
-        .chats_of(me, false, 10)
+        .chats_of(me, false, 10, None)
         .await
         .unwrap()
         .iter()
@@ -440,17 +440,54 @@ async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
         .collect();
     assert_eq!(all, vec![ids[2], ids[1], ids[0]]);
     let active: Vec<Uuid> = store
-        .chats_of(me, true, 10)
+        .chats_of(me, true, 10, None)
         .await
         .unwrap()
         .iter()
         .map(|c| c.chat.id)
         .collect();
     assert_eq!(active, vec![ids[1], ids[0]]);
-    assert_eq!(store.chats_of(me, false, 1).await.unwrap().len(), 1);
-    let theirs = store.chats_of(p2, false, 10).await.unwrap();
+    assert_eq!(store.chats_of(me, false, 1, None).await.unwrap().len(), 1);
+    let theirs = store.chats_of(p2, false, 10, None).await.unwrap();
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].profiles, vec![profile(me), profile(p2)]);
+
+    // Pages: each continues after the last chat of the one before.
+    let first = store.chats_of(me, false, 2, None).await.unwrap();
+    let cursor = ChatCursor::after(&first[1].chat);
+    let second = store.chats_of(me, false, 2, Some(cursor)).await.unwrap();
+    let ids_of = |page: &[StoredChat]| page.iter().map(|c| c.chat.id).collect::<Vec<_>>();
+    assert_eq!(ids_of(&first), vec![ids[2], ids[1]]);
+    assert_eq!(ids_of(&second), vec![ids[0]]);
+
+    // Chats created at the same instant are ordered by id, and paging visits each once.
+    let solo = Uuid::new_v4();
+    let same = now();
+    let mut twins = Vec::new();
+    for _ in 0..3 {
+        let chat = store
+            .create_chat(&NewChat {
+                id: Uuid::new_v4(),
+                match_id: Uuid::new_v4(),
+                participants: vec![profile(solo), profile(Uuid::new_v4())],
+                created_at: same,
+            })
+            .await
+            .unwrap()
+            .value;
+        twins.push(chat.chat.id);
+    }
+    twins.sort_by(|a, b| b.cmp(a));
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.chats_of(solo, false, 1, cursor).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(ChatCursor::after(&last.chat));
+        seen.extend(ids_of(&page));
+        assert!(seen.len() <= 3, "paging repeats chats: {seen:?}");
+    }
+    assert_eq!(seen, twins);
 }
 
 async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore) {

@@ -179,6 +179,47 @@ pub struct WatermarkMark {
     pub at: OffsetDateTime,
 }
 
+/// A position in a user's chat list (newest first): the chats after it are older, or as
+/// old with a smaller id. On the wire it is `<created_at ms>.<chat id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatCursor {
+    /// The creation time of the last chat of the previous page.
+    pub created_at: OffsetDateTime,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl ChatCursor {
+    /// The cursor just after `chat`.
+    pub fn after(chat: &Chat) -> Self {
+        Self {
+            created_at: chat.created_at,
+            id: chat.id,
+        }
+    }
+
+    /// The wire form.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}",
+            self.created_at.unix_timestamp_nanos() / 1_000_000,
+            self.id.simple()
+        )
+    }
+
+    /// Reads the wire form; `None` when it is not one.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (ms, id) = raw.split_once('.')?;
+        let ms: i64 = ms.parse().ok()?;
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+        Some(Self {
+            created_at,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
 /// Chats, messages, watermarks, blocks and reports.
 #[async_trait]
 pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
@@ -190,13 +231,15 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
     /// The chat with this id.
     async fn chat(&self, id: Uuid) -> Result<Option<StoredChat>, StoreError>;
 
-    /// Chats `user_id` takes part in, newest first, at most `limit`; only unended ones
+    /// Chats `user_id` takes part in, newest first (by creation, then id), at most
+    /// `limit`, only those after `before` in that order when given; only unended ones
     /// when `active_only`.
     async fn chats_of(
         &self,
         user_id: Uuid,
         active_only: bool,
         limit: u32,
+        before: Option<ChatCursor>,
     ) -> Result<Vec<StoredChat>, StoreError>;
 
     /// Ends the chat on behalf of participant `user_id`. Idempotent: the first ender wins

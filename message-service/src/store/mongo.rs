@@ -37,8 +37,8 @@ use wire::api::auth::PublicProfile;
 use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 
 use super::{
-    BACKEND_TIMEOUT, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat,
-    WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
+    BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
+    StoredChat, WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// How long an append keeps retrying transactions that conflict with other appends to
@@ -644,10 +644,22 @@ impl MessageStore for MongoMessageStore {
         user_id: Uuid,
         active_only: bool,
         limit: u32,
+        before: Option<ChatCursor>,
     ) -> Result<Vec<StoredChat>, StoreError> {
         let mut filter = doc! { "participants": user_id.to_string() };
         if active_only {
             filter.insert("ended_at", mongodb::bson::Bson::Null);
+        }
+        if let Some(cursor) = before {
+            // Ids are hyphenated lowercase uuids: string order is uuid order.
+            let at = to_millis(cursor.created_at);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "created_at": { "$lt": at } },
+                    doc! { "created_at": at, "_id": { "$lt": cursor.id.to_string() } },
+                ],
+            );
         }
         let docs: Vec<ChatDoc> = self
             .chats

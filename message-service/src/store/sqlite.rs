@@ -21,8 +21,8 @@ use wire::api::auth::PublicProfile;
 use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
 
 use super::{
-    BACKEND_TIMEOUT, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat,
-    WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
+    BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
+    StoredChat, WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// Migrations of the SQLite schema.
@@ -67,6 +67,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         })?;
     }
     let in_memory = options.get_filename().as_os_str() == ":memory:" || url.contains(":memory:");
+    let file = options.get_filename().to_owned();
     let pool = SqlitePoolOptions::new()
         // An in-memory database lives and dies with its one connection.
         .max_connections(if in_memory { 1 } else { 8 })
@@ -81,6 +82,11 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .run(&pool)
         .await
         .map_err(|e| StoreError::Backend(format!("SQLite migrations failed: {e}")))?;
+    if !in_memory {
+        // Owner-only, whatever the umask: the file holds every conversation.
+        service_kit::fs::ensure_private_sqlite(&file)
+            .map_err(|e| StoreError::Unavailable(format!("cannot restrict the database: {e}")))?;
+    }
     Ok(pool)
 }
 
@@ -285,15 +291,25 @@ impl MessageStore for SqliteMessageStore {
         user_id: Uuid,
         active_only: bool,
         limit: u32,
+        before: Option<ChatCursor>,
     ) -> Result<Vec<StoredChat>, StoreError> {
         let mut conn = self.pool.acquire().await?;
+        // Without a cursor, one past every chat: the newest page.
+        let (before_at, before_id) = match before {
+            Some(cursor) => (to_millis(cursor.created_at), cursor.id),
+            None => (i64::MAX, Uuid::max()),
+        };
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT p.chat_id FROM chat_participants p JOIN chats c ON c.id = p.chat_id \
              WHERE p.user_id = ? AND (? = 0 OR c.ended_at IS NULL) \
+             AND (p.chat_created_at < ? OR (p.chat_created_at = ? AND p.chat_id < ?)) \
              ORDER BY p.chat_created_at DESC, p.chat_id DESC LIMIT ?",
         )
         .bind(user_id)
         .bind(i64::from(active_only))
+        .bind(before_at)
+        .bind(before_at)
+        .bind(before_id)
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await?;

@@ -33,8 +33,13 @@ async fn my_chats_list_newest_first_with_partner_last_message_and_unread_count()
 
     let list = app.public(Method::GET, "/v1/chats", &me, None).await;
     list.assert_status(StatusCode::OK);
-    let chats = list.body.as_array().unwrap();
+    let chats = list.body["chats"].as_array().unwrap();
     assert_eq!(chats.len(), 2);
+    assert_eq!(
+        list.body["next_before"],
+        json!(null),
+        "one page holds them all"
+    );
     assert_eq!(chats[0]["id"], json!(newer), "newest first");
     assert_eq!(chats[1]["id"], json!(older));
     assert_eq!(
@@ -55,11 +60,29 @@ async fn my_chats_list_newest_first_with_partner_last_message_and_unread_count()
     let page = app
         .public(Method::GET, "/v1/chats?limit=1", &me, None)
         .await;
-    assert_eq!(page.body.as_array().unwrap().len(), 1);
+    assert_eq!(page.body["chats"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["chats"][0]["id"], json!(newer));
+    // The cursor leads to the next (older) page, which is the last.
+    let cursor = page.body["next_before"]
+        .as_str()
+        .expect("a cursor")
+        .to_owned();
+    let next = app
+        .public(
+            Method::GET,
+            &format!("/v1/chats?limit=1&before={cursor}"),
+            &me,
+            None,
+        )
+        .await;
+    next.assert_status(StatusCode::OK);
+    assert_eq!(next.body["chats"][0]["id"], json!(older));
+    assert_eq!(next.body["chats"].as_array().unwrap().len(), 1);
     let theirs = app.public(Method::GET, "/v1/chats", &p1, None).await;
-    assert_eq!(theirs.body.as_array().unwrap().len(), 1);
-    assert_eq!(theirs.body[0]["partner"]["id"], json!(me.id));
-    assert_eq!(theirs.body[0]["unread_count"], 1, "my one message");
+    let theirs = &theirs.body["chats"];
+    assert_eq!(theirs.as_array().unwrap().len(), 1);
+    assert_eq!(theirs[0]["partner"]["id"], json!(me.id));
+    assert_eq!(theirs[0]["unread_count"], 1, "my one message");
 }
 
 #[tokio::test]

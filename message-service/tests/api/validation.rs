@@ -107,7 +107,7 @@ async fn a_chat_between_blocked_users_is_refused_with_409_blocked() {
         .await;
     assert_eq!(check.body, json!({ "blocked": true }));
     let chats = app.public(Method::GET, "/v1/chats", &b, None).await;
-    assert_eq!(chats.body, json!([]));
+    assert_eq!(chats.body["chats"], json!([]));
 
     app.public(Method::DELETE, &format!("/v1/blocks/{}", b.id), &a, None)
         .await
@@ -213,4 +213,26 @@ async fn reports_are_validated_and_rate_limited() {
     )
     .await
     .assert_status(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn concurrent_reports_cannot_pass_the_limit_together() {
+    let app = TestApp::with_config(MessageConfig {
+        reports_per_window: 10,
+        report_window: std::time::Duration::from_secs(3600),
+    })
+    .await;
+    let (a, b) = (app.user(), app.user());
+    let chat = app.chat_between(&[&a, &b]).await;
+    let body = json!({ "user_id": b.id, "chat_id": chat, "reason": "spam" });
+    let answers = futures::future::join_all((0..30).map(|_| app.report(&a, body.clone()))).await;
+    let created = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, limited), (10, 20));
 }

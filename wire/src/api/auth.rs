@@ -82,10 +82,11 @@ pub struct SignupResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentFilter {
-    /// Nothing is masked.
-    Off,
-    /// Slurs and severe insults are masked (the default).
+    /// Nothing is masked (the default: masking costs an analysis of every message the
+    /// user receives, so it is paid only by those who ask for it).
     #[default]
+    Off,
+    /// Slurs and severe insults are masked.
     Mild,
     /// Every profane, sexual or offensive word is masked.
     Strict,
@@ -197,7 +198,8 @@ pub struct UpdateProfileRequest {
     pub birth_date: Option<Date>,
     /// New interests (replaces the list).
     pub interests: Option<Vec<String>>,
-    /// New content filter level.
+    /// New content filter level: how much of what others send this user is masked. It
+    /// travels in the access token, so it applies from the next token on (refresh).
     #[serde(default)]
     pub content_filter: Option<ContentFilter>,
 }

@@ -437,7 +437,8 @@ pub enum TextError {
     Empty,
     /// The text has more than [`MAX_TEXT_CHARS`] Unicode scalar values.
     TooLong,
-    /// The text holds a control character other than newline and tab.
+    /// The text holds a control character other than newline and tab, a text-direction
+    /// override or isolate, or an invisible zero-width character (see [`check_text`]).
     ControlChars,
     /// The client message id is empty, longer than [`MAX_CLIENT_MSG_ID_LEN`] bytes, or
     /// holds a control character.
@@ -473,7 +474,7 @@ impl TextError {
                 format!("the message text is longer than {MAX_TEXT_CHARS} characters")
             }
             TextError::ControlChars => {
-                "the message text holds control characters (only newline and tab are allowed)"
+                "the message text holds control, text-direction or invisible characters (of the controls only newline and tab are allowed)"
                     .to_owned()
             }
             TextError::ClientMsgIdInvalid => format!(
@@ -492,15 +493,20 @@ impl std::fmt::Display for TextError {
 impl std::error::Error for TextError {}
 
 /// Checks a message text: 1 to [`MAX_TEXT_CHARS`] Unicode scalar values, no control
-/// characters but newline and tab.
+/// characters but newline and tab, and none of the characters that reorder or hide text
+/// ([`crate::domain::is_invisible_or_bidi`]) except those right-to-left writing needs:
+/// the zero-width non-joiner (U+200C), the left-to-right and right-to-left marks (U+200E,
+/// U+200F) and the Arabic letter mark (U+061C).
 pub fn check_text(text: &str) -> Result<(), TextError> {
     if text.is_empty() {
         return Err(TextError::Empty);
     }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    let refused = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || (crate::domain::is_invisible_or_bidi(c)
+                && !matches!(c, '\u{200C}' | '\u{200E}' | '\u{200F}' | '\u{061C}'))
+    };
+    if text.chars().any(refused) {
         return Err(TextError::ControlChars);
     }
     // `chars` counts Unicode scalar values; stop counting once past the limit.
@@ -633,6 +639,30 @@ mod tests {
     fn control_characters_other_than_newline_and_tab_are_rejected() {
         for bad in ["a\u{0}b", "bell\u{7}", "cr\r", "del\u{7f}", "c1\u{85}"] {
             assert_eq!(check_text(bad), Err(TextError::ControlChars), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn text_direction_overrides_and_invisible_characters_are_rejected() {
+        for bad in [
+            "evil\u{202E}txt.exe",
+            "a\u{2066}b",
+            "zero\u{200B}width",
+            "bom\u{FEFF}",
+        ] {
+            assert_eq!(check_text(bad), Err(TextError::ControlChars), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn right_to_left_writing_marks_and_emoji_joiners_are_kept() {
+        for good in [
+            "می\u{200C}خواهم",
+            "abc \u{200F}שלום",
+            "\u{061C}مرحبا",
+            "👩\u{200D}💻",
+        ] {
+            assert_eq!(check_text(good), Ok(()), "{good:?}");
         }
     }
 

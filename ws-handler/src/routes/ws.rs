@@ -90,9 +90,7 @@ pub async fn upgrade(
     ws.protocols([SUBPROTOCOL])
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            tracker.track_future(session::run(socket, state, user.user_id, user.claims.exp))
-        })
+        .on_upgrade(move |socket| tracker.track_future(session::run(socket, state, user)))
 }
 
 #[cfg(test)]

@@ -12,76 +12,30 @@ pub mod ratelimit;
 pub mod reader;
 pub mod writer;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
 use axum::extract::ws::Message;
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use service_kit::auth::AuthUser;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wire::api::wsmanager::ConnectionRef;
-use wire::protocol::{ResumePoint, ServerFrame, close};
+use wire::protocol::close;
 
 use crate::chats;
+use crate::outbound::{Closer, PendingSends};
 use crate::presence;
 use crate::state::{AppState, LocalConnection};
 
-/// What the writer of a connection processes, in order.
-#[derive(Debug)]
-pub enum Outbound {
-    /// An event or an answer to send.
-    Frame(ServerFrame),
-    /// Catch up after a `resume`.
-    Resume(Vec<ResumePoint>),
-    /// The client's first frame was not a `resume`: live messages flow at once.
-    NoResume,
-}
-
-/// Closes a connection with a code and reason (the first one given wins).
-#[derive(Debug, Clone, Default)]
-pub struct Closer {
-    token: CancellationToken,
-    reason: Arc<Mutex<Option<(u16, String)>>>,
-}
-
-impl Closer {
-    /// Asks the connection to close with `code`; later calls keep the first code.
-    pub fn close(&self, code: u16, reason: &str) {
-        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some((code, reason.to_owned()));
-        }
-        drop(slot);
-        self.token.cancel();
-    }
-
-    /// Completes once a close was asked for.
-    pub async fn closed(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// The code and reason asked for.
-    pub fn reason(&self) -> Option<(u16, String)> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Messages this connection sent whose `ack` is not out yet, by (chat, client id): gap
-/// filling must not show the sender its own message as a `message` before the `ack`.
-pub type PendingSends = Arc<Mutex<HashSet<(Uuid, String)>>>;
-
-/// Runs one authenticated connection to its end.
-pub async fn run<S>(socket: S, state: AppState, user_id: Uuid, token_expires_at: i64)
+/// Runs one authenticated connection to its end. It closes with 4001 when the access
+/// token it was opened with expires or its log-in session ends, and what the user
+/// receives from others is masked at the token's content filter level.
+pub async fn run<S>(socket: S, state: AppState, user: AuthUser)
 where
     S: Stream<Item = Result<Message, axum::Error>>
         + Sink<Message, Error = axum::Error>
         + Send
         + 'static,
 {
+    let user_id = user.user_id;
     let connection_id = Uuid::new_v4();
     let (outbound, queue) = mpsc::channel(state.config().outbound_queue);
     let closer = Closer::default();
@@ -91,6 +45,7 @@ where
             user_id,
             outbound: outbound.clone(),
             closer: closer.clone(),
+            opened: 0,
         },
     );
     if state.shutdown_token().is_cancelled() {
@@ -140,6 +95,7 @@ where
             connection_id,
             active.as_deref(),
             pending.clone(),
+            user.claims.cf,
         )
         .run(sink, queue, closer.clone()),
     );
@@ -158,7 +114,7 @@ where
         closer.clone(),
         pending,
     )
-    .run(&mut stream, token_expires_at)
+    .run(&mut stream, user.session_id, user.claims.exp)
     .await;
     closer.close(close::NORMAL, "");
     state.remove_connection(connection_id);

@@ -6,17 +6,24 @@ use std::time::Duration;
 
 use axum::extract::ws::Message as WsMessage;
 use futures::{Stream, StreamExt};
-use service_kit::client::ClientError;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 use wire::api::message::{AppendMessageRequest, WatermarkUpdate};
 use wire::protocol::{ClientFrame, ServerFrame, close};
 
 use super::ratelimit::TokenBucket;
 use super::writer::MAX_RESUME_CHATS;
-use super::{Closer, Outbound, PendingSends};
-use crate::chats;
+use crate::chats::{self, client_error_frame};
+use crate::outbound::{Closer, NOT_READING, Outbound, PendingSends};
 use crate::state::AppState;
+
+/// The close reason when the connection's log-in session ends (code 4001; a close reason
+/// must stay under 123 bytes).
+const SESSION_ENDED: &str =
+    "the session has ended (logged out, password changed or session removed); log in again";
+
+/// Longest `ping` nonce echoed back, in bytes (the protocol's limit).
+const MAX_NONCE_BYTES: usize = wire::protocol::MAX_PING_NONCE_BYTES;
 
 /// Frame types a client may send.
 const CLIENT_TYPES: [&str; 6] = ["send", "delivered", "read", "typing", "resume", "ping"];
@@ -64,12 +71,18 @@ impl Reader {
         }
     }
 
-    /// Reads frames until the client leaves, the connection is closed, it idles out or
-    /// its access token expires.
-    pub async fn run<S>(mut self, mut stream: S, token_expires_at: i64)
+    /// Reads frames until the client leaves, the connection is closed, it idles out, its
+    /// access token expires or its session ends.
+    pub async fn run<S>(mut self, mut stream: S, session_id: Uuid, token_expires_at: i64)
     where
         S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
+        let revocations = self.state.verifier().revocations().clone();
+        let mut ended = revocations.watch();
+        if revocations.is_ended(session_id) {
+            self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
+            return;
+        }
         let idle = self.state.config().idle_timeout;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let token_left = Duration::from_secs(token_expires_at.saturating_sub(now).max(0) as u64);
@@ -82,6 +95,20 @@ impl Reader {
                 () = &mut expiry => {
                     self.closer.close(close::TOKEN_EXPIRED, "the access token expired; reconnect with a fresh one");
                     return;
+                }
+                news = ended.recv() => {
+                    let this_one = match news {
+                        Ok(session) => session == session_id,
+                        // Missed some: ask the list itself.
+                        Err(broadcast::error::RecvError::Lagged(_)) => revocations.is_ended(session_id),
+                        // The list lives as long as the verifier; never happens.
+                        Err(broadcast::error::RecvError::Closed) => false,
+                    };
+                    if this_one {
+                        self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
+                        return;
+                    }
+                    continue;
                 }
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
@@ -125,7 +152,23 @@ impl Reader {
 
     /// Queues a frame for the client; false when the writer is gone.
     async fn reply(&self, frame: ServerFrame) -> bool {
-        self.outbound.send(Outbound::Frame(frame)).await.is_ok()
+        self.enqueue(Outbound::Frame(frame)).await
+    }
+
+    /// Hands an item to the writer, waiting for room in its queue at most the write
+    /// timeout: the queue stays full only while the client does not read, and waiting
+    /// longer would stop this reader from noticing idleness, expiry or a closed session.
+    async fn enqueue(&self, item: Outbound) -> bool {
+        tokio::select! {
+            biased;
+            () = self.closer.closed() => false,
+            sent = self.outbound.send(item) => sent.is_ok(),
+            () = tokio::time::sleep(self.state.config().write_timeout) => {
+                metrics::counter!("ws_slow_consumer_closes_total").increment(1);
+                self.closer.close(close::SLOW_CONSUMER, NOT_READING);
+                false
+            }
+        }
     }
 
     async fn refuse_rate(
@@ -153,7 +196,7 @@ impl Reader {
         let parsed = serde_json::from_str::<ClientFrame>(text);
         if std::mem::take(&mut self.first_frame)
             && !matches!(parsed, Ok(ClientFrame::Resume { .. }))
-            && self.outbound.send(Outbound::NoResume).await.is_err()
+            && !self.enqueue(Outbound::NoResume).await
         {
             return false;
         }
@@ -188,7 +231,7 @@ impl Reader {
             ClientFrame::Typing { chat_id, typing } => self.on_typing(chat_id, typing).await,
             ClientFrame::Resume { chats } => {
                 if chats.len() > MAX_RESUME_CHATS {
-                    if self.outbound.send(Outbound::NoResume).await.is_err() {
+                    if !self.enqueue(Outbound::NoResume).await {
                         return false;
                     }
                     return self
@@ -200,7 +243,18 @@ impl Reader {
                         })
                         .await;
                 }
-                self.outbound.send(Outbound::Resume(chats)).await.is_ok()
+                self.enqueue(Outbound::Resume(chats)).await
+            }
+            ClientFrame::Ping { nonce }
+                if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) =>
+            {
+                self.reply(ServerFrame::Error {
+                    code: ErrorCode::InvalidFrame,
+                    message: format!("a ping nonce is at most {MAX_NONCE_BYTES} bytes"),
+                    in_reply_to: Some("ping".to_owned()),
+                    client_msg_id: None,
+                })
+                .await
             }
             ClientFrame::Ping { nonce } => self.reply(ServerFrame::Pong { nonce }).await,
         }
@@ -390,42 +444,6 @@ pub fn parse_error(text: &str, err: &serde_json::Error) -> ServerFrame {
             in_reply_to: None,
             client_msg_id: None,
         },
-    }
-}
-
-/// The `error` for a failed call to another service: its 4xx code passes through (e.g.
-/// `chat_not_found`, `chat_ended`, `text_too_long`); outages become `unavailable`.
-pub fn client_error_frame(
-    err: ClientError,
-    in_reply_to: &str,
-    client_msg_id: Option<String>,
-) -> ServerFrame {
-    let (code, message) = match &err {
-        ClientError::Api { status, body, .. } if status.is_client_error() => {
-            (body.error.code, body.error.message.clone())
-        }
-        ClientError::Api { status, .. }
-            if *status != axum::http::StatusCode::SERVICE_UNAVAILABLE =>
-        {
-            tracing::error!(error = %err, "a backend service failed");
-            (
-                ErrorCode::Internal,
-                "the server failed to handle the frame".to_owned(),
-            )
-        }
-        _ => {
-            tracing::warn!(error = %err, "a backend service is unavailable");
-            (
-                ErrorCode::Unavailable,
-                "the service is temporarily unavailable; retry shortly".to_owned(),
-            )
-        }
-    };
-    ServerFrame::Error {
-        code,
-        message,
-        in_reply_to: Some(in_reply_to.to_owned()),
-        client_msg_id,
     }
 }
 

@@ -14,6 +14,7 @@
 //! every missed message in order before anything live.
 
 use service_kit::error::ErrorCode;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::PoisonError;
 
@@ -22,12 +23,12 @@ use futures::{Sink, SinkExt};
 use service_kit::client::ClientError;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+use wire::api::auth::ContentFilter;
 use wire::api::message::{Chat, Message};
 use wire::protocol::{PROTOCOL_VERSION, ResumePoint, ServerFrame, close};
 
-use super::{Closer, Outbound, PendingSends};
-use crate::chats::{self, CATCH_UP_PAGE};
-use crate::session::reader::client_error_frame;
+use crate::chats::{self, CATCH_UP_PAGE, client_error_frame};
+use crate::outbound::{Closer, NOT_READING, Outbound, PendingSends};
 use crate::state::AppState;
 
 /// Most chats in one `resume`.
@@ -50,6 +51,10 @@ pub struct Writer {
     pending: PendingSends,
     /// Live messages held until the client's first frame, while it may still resume.
     held: Option<Vec<Message>>,
+    /// Closes the connection (with 4008 when a write times out).
+    closer: Closer,
+    /// How much of others' messages to mask for this user.
+    content_filter: ContentFilter,
 }
 
 type SendResult = Result<(), axum::Error>;
@@ -64,6 +69,7 @@ impl Writer {
         connection_id: Uuid,
         active: Option<&[Chat]>,
         pending: PendingSends,
+        content_filter: ContentFilter,
     ) -> Self {
         let sent: HashMap<Uuid, u64> = active
             .unwrap_or_default()
@@ -79,6 +85,8 @@ impl Writer {
             seeded: active.is_some(),
             pending,
             held: Some(Vec::new()),
+            closer: Closer::default(),
+            content_filter,
         }
     }
 
@@ -88,6 +96,7 @@ impl Writer {
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
+        self.closer = closer.clone();
         let idle = self.state.config().idle_timeout;
         let outcome: SendResult = {
             let work = async {
@@ -108,7 +117,7 @@ impl Writer {
                 loop {
                     tokio::select! {
                         () = &mut window, if self.held.is_some() => self.release(&mut sink).await?,
-                        _ = ping.tick() => sink.send(WsMessage::Ping(Default::default())).await?,
+                        _ = ping.tick() => self.write(&mut sink, WsMessage::Ping(Default::default())).await?,
                         item = queue.recv() => match item {
                             Some(item) => self.handle(&mut sink, item).await?,
                             None => return Ok(()),
@@ -143,8 +152,41 @@ impl Writer {
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
-        let text = serde_json::to_string(frame).expect("server frames always serialize");
-        sink.send(WsMessage::Text(text.into())).await
+        let masked = match frame {
+            ServerFrame::Message { message } if message.sender_id != self.user_id => {
+                match service_kit::content::mask(&message.text, self.content_filter) {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(text) => Some(ServerFrame::Message {
+                        message: Message {
+                            text,
+                            ..message.clone()
+                        },
+                    }),
+                }
+            }
+            _ => None,
+        };
+        let text = serde_json::to_string(masked.as_ref().unwrap_or(frame))
+            .expect("server frames always serialize");
+        self.write(sink, WsMessage::Text(text.into())).await
+    }
+
+    /// Writes one WebSocket message, waiting at most the write timeout: a client that does
+    /// not read cannot hold the writer (and the socket) longer than that.
+    async fn write<S>(&self, sink: &mut S, message: WsMessage) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        match tokio::time::timeout(self.state.config().write_timeout, sink.send(message)).await {
+            Ok(result) => result,
+            Err(_) => {
+                metrics::counter!("ws_write_timeouts_total").increment(1);
+                self.closer.close(close::SLOW_CONSUMER, NOT_READING);
+                Err(axum::Error::new(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            }
+        }
     }
 
     async fn handle<S>(&mut self, sink: &mut S, item: Outbound) -> SendResult
@@ -209,7 +251,7 @@ impl Writer {
                 metrics::counter!("ws_duplicate_events_dropped_total").increment(1);
                 return Ok(());
             }
-            Some(sent) if message.seq > sent + 1 => {
+            Some(sent) if message.seq > sent.saturating_add(1) => {
                 if let Err(err) = self.fill(sink, chat_id, sent, message.seq - 1).await? {
                     tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
                 }
@@ -236,7 +278,7 @@ impl Writer {
             return self.send(sink, &ack).await;
         };
         if let Some(sent) = self.baseline(chat_id)
-            && seq > sent + 1
+            && seq > sent.saturating_add(1)
             && let Err(err) = self.fill(sink, chat_id, sent, seq - 1).await?
         {
             tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
@@ -309,27 +351,50 @@ impl Writer {
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
+        // In the client's order, each chat once (its last point wins): linear, by index.
         let mut wanted: Vec<(Uuid, u64)> = Vec::new();
+        let mut index: HashMap<Uuid, usize> = HashMap::new();
         for point in points {
-            match wanted.iter_mut().find(|(chat, _)| *chat == point.chat_id) {
-                Some(entry) => entry.1 = point.last_seq,
-                None => wanted.push((point.chat_id, point.last_seq)),
+            match index.get(&point.chat_id) {
+                Some(&at) => wanted[at].1 = point.last_seq,
+                None => {
+                    index.insert(point.chat_id, wanted.len());
+                    wanted.push((point.chat_id, point.last_seq));
+                }
             }
         }
         for chat in &self.active_at_connect {
-            if !wanted.iter().any(|(c, _)| c == chat) {
+            if !index.contains_key(chat) {
                 wanted.push((*chat, 0));
             }
         }
         let message_service = self.state.peers().message.clone();
+        // Chats the cache does not know are looked up in one call listing the user's
+        // recent chats, not one call each: a resume naming hundreds of chats that are not
+        // the user's costs one request.
+        let state = self.state.clone();
+        let cache = state.chats();
+        let mut recent: Option<(std::collections::HashSet<Uuid>, bool)> = None;
+        if wanted.iter().any(|(chat, _)| cache.cached(*chat).is_none())
+            && let Ok(chats) = chats::recent_chats(&message_service, self.user_id).await
+        {
+            let complete = chats.len() < chats::RECENT_CHATS as usize;
+            for chat in &chats {
+                cache.remember(chat);
+            }
+            recent = Some((chats.iter().map(|c| c.id).collect(), complete));
+        }
         let mut done = Vec::new();
         for (chat_id, last_seq) in wanted {
-            let member = self
-                .state
-                .chats()
-                .participants(&message_service, chat_id)
-                .await
-                .map(|p| p.contains(&self.user_id));
+            let member = match (&recent, cache.cached(chat_id)) {
+                (_, Some(participants)) => Ok(participants.contains(&self.user_id)),
+                // Not among every chat the user has: not theirs, no call needed.
+                (Some((ids, true)), None) => Ok(ids.contains(&chat_id)),
+                _ => cache
+                    .participants(&message_service, chat_id)
+                    .await
+                    .map(|p| p.contains(&self.user_id)),
+            };
             match member {
                 Ok(true) => {}
                 Ok(false) => {

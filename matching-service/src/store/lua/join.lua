@@ -10,7 +10,10 @@ if old[1] then
 end
 redis.call('ZREM', P .. ':claimed', uid)
 redis.call('DEL', P .. ':bl:' .. uid, P .. ':m:' .. uid)
-if nb > 0 then redis.call('SADD', P .. ':bl:' .. uid, unpack(ARGV, 9, 8 + nb)) end
+-- In slices: unpack() of thousands of values overflows Lua's stack.
+for i = 9, 8 + nb, 1000 do
+  redis.call('SADD', P .. ':bl:' .. uid, unpack(ARGV, i, math.min(i + 999, 8 + nb)))
+end
 local ids = {}
 for i = 9 + nb, #ARGV do
   local id = redis.call('HGET', P .. ':iid', ARGV[i])

@@ -1,0 +1,60 @@
+//! What a connection's writer is handed ([`Outbound`]), how a connection is asked to close
+//! ([`Closer`]) and the sends awaiting their `ack`: shared by the session's reader and
+//! writer, presence and the connection table, and importing none of them.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wire::protocol::{ResumePoint, ServerFrame};
+
+/// The close reason (with 4008) of a connection whose client stopped reading.
+pub const NOT_READING: &str = "the client is not reading; reconnect and resume";
+
+/// What the writer of a connection processes, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// An event or an answer to send.
+    Frame(ServerFrame),
+    /// Catch up after a `resume`.
+    Resume(Vec<ResumePoint>),
+    /// The client's first frame was not a `resume`: live messages flow at once.
+    NoResume,
+}
+
+/// Closes a connection with a code and reason (the first one given wins).
+#[derive(Debug, Clone, Default)]
+pub struct Closer {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<(u16, String)>>>,
+}
+
+impl Closer {
+    /// Asks the connection to close with `code`; later calls keep the first code.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some((code, reason.to_owned()));
+        }
+        drop(slot);
+        self.token.cancel();
+    }
+
+    /// Completes once a close was asked for.
+    pub async fn closed(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The code and reason asked for.
+    pub fn reason(&self) -> Option<(u16, String)> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Messages this connection sent whose `ack` is not out yet, by (chat, client id): gap
+/// filling must not show the sender its own message as a `message` before the `ack`.
+pub type PendingSends = Arc<Mutex<HashSet<(Uuid, String)>>>;
