@@ -96,6 +96,15 @@ pub struct Settings {
     #[arg(long, env = "AUTH_REFRESH_GRACE_SECS", default_value_t = 30)]
     pub refresh_grace_secs: u64,
 
+    /// Usernames of operators (comma-separated): their access tokens carry the `admin`
+    /// role, which the moderation routes (on the gateway's operator listener) require.
+    #[arg(long, env = "AUTH_ADMINS", value_delimiter = ',')]
+    pub admins: Vec<String>,
+
+    /// Most log-in sessions one account keeps; a log in beyond ends the oldest.
+    #[arg(long, env = "AUTH_MAX_SESSIONS", default_value_t = 20)]
+    pub max_sessions: usize,
+
     /// Most password hashes computed at once; default: the number of CPUs.
     #[arg(long, env = "AUTH_ARGON2_CONCURRENCY")]
     pub argon2_concurrency: Option<usize>,
@@ -147,6 +156,10 @@ pub struct AuthConfig {
     pub refresh_token_ttl: Duration,
     /// How long a just-replaced refresh token still yields its successor.
     pub refresh_grace: Duration,
+    /// Most sessions per account (the oldest end beyond).
+    pub max_sessions: usize,
+    /// Usernames (lower-case) whose tokens carry the `admin` role.
+    pub admins: Vec<String>,
     /// Most password hashes at once.
     pub argon2_concurrency: usize,
     /// Most password hashes queued behind those.
@@ -165,6 +178,8 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::from_secs(30),
+            max_sessions: 20,
+            admins: Vec::new(),
             argon2_concurrency: default_concurrency(),
             argon2_max_queue: 64,
             signup_burst_per_ip: 30,
@@ -186,6 +201,13 @@ impl Settings {
             access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
             refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
             refresh_grace: Duration::from_secs(self.refresh_grace_secs),
+            max_sessions: self.max_sessions.max(1),
+            admins: self
+                .admins
+                .iter()
+                .map(|name| name.trim().to_lowercase())
+                .filter(|name| !name.is_empty())
+                .collect(),
             argon2_concurrency: self.argon2_concurrency.unwrap_or_else(default_concurrency),
             argon2_max_queue: self.argon2_max_queue,
             signup_burst_per_ip: self.signup_burst_per_ip,

@@ -40,6 +40,9 @@ pub enum AuthError {
     /// An already rotated refresh token was presented; its session was ended (401).
     #[error("the refresh token was already used; the session has been ended")]
     RefreshTokenReused,
+    /// The account is banned (403).
+    #[error("this account is banned")]
+    AccountBanned,
     /// No such user or session (404).
     #[error("{0}")]
     NotFound(&'static str),
@@ -78,7 +81,7 @@ impl AuthError {
             AuthError::InvalidCredentials
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            AuthError::WrongPassword => StatusCode::FORBIDDEN,
+            AuthError::WrongPassword | AuthError::AccountBanned => StatusCode::FORBIDDEN,
             AuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
             AuthError::Unavailable(_) | AuthError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +100,7 @@ impl AuthError {
             AuthError::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
             AuthError::InvalidRefreshToken => ErrorCode::InvalidRefreshToken,
             AuthError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
+            AuthError::AccountBanned => ErrorCode::AccountBanned,
             AuthError::NotFound(_) => ErrorCode::NotFound,
             AuthError::Unavailable(_) => ErrorCode::BackendUnavailable,
             AuthError::Overloaded => ErrorCode::Overloaded,

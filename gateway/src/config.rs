@@ -48,10 +48,11 @@ pub struct Settings {
     )]
     pub ws_manager_url: String,
 
-    /// Address of the operators' listener serving `/metrics` and `/healthz`. It is kept
-    /// apart from the public listener: never expose it to the Internet.
-    #[arg(long, env = "GATEWAY_METRICS_LISTEN", default_value = "127.0.0.1:9080", value_parser = parse_listen)]
-    pub metrics_listen: SocketAddr,
+    /// Address of the operators' listener: `/metrics`, `/healthz` and the moderation
+    /// routes (`/v1/admin/*`, an `admin` token). It is kept apart from the public
+    /// listener: never expose it to the Internet.
+    #[arg(long, env = "GATEWAY_OPERATOR_LISTEN", default_value = "127.0.0.1:9080", value_parser = parse_listen)]
+    pub operator_listen: SocketAddr,
 
     #[command(flatten)]
     pub limits: Limits,

@@ -12,8 +12,8 @@
 //!   middleware in front of them (path hygiene, rate limit).
 //! - [`ratelimit`] — the per-IP limiter and the client IP behind trusted proxies.
 //!
-//! `/metrics` is not on the public router: [`metrics_app`] serves it on a separate
-//! listener for operators.
+//! `/metrics` and the moderation routes are not on the public router: [`operator_app`]
+//! serves them on a separate listener for operators.
 
 pub mod config;
 pub mod ratelimit;
@@ -57,9 +57,16 @@ pub fn app(state: AppState) -> Router {
     service_kit::telemetry::service_layers(router, "gateway")
 }
 
-/// The operators' router: `/metrics` and `/healthz`, for a listener that is not public.
-pub fn metrics_app() -> Router {
-    service_kit::telemetry::health_routes()
+/// The operators' router, for a listener that is not public: `/metrics`, `/healthz` and
+/// the moderation routes (`/v1/admin/*`, forwarded for tokens with the `admin` role).
+pub fn operator_app(state: AppState) -> Router {
+    let moderation = Router::new()
+        .fallback(routes::proxy::forward_operator)
+        .with_state(state);
+    let router = service_kit::telemetry::health_routes()
+        .merge(moderation)
+        .layer(middleware::from_fn(routes::guard::refuse_unsafe_paths));
+    service_kit::telemetry::service_layers(router, "gateway-operator")
 }
 
 fn spawn_limiter_shrink(state: &AppState) {

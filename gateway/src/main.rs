@@ -37,17 +37,19 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(300),
     );
 
-    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
-    tracing::info!(address = %metrics_listener.local_addr()?, "gateway metrics listening");
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(metrics_listener, gateway::metrics_app()).await {
-            tracing::error!(error = %err, "the metrics listener failed");
-        }
-    });
-
     let state = AppState::new(upstreams, verifier, settings.limits.clone());
+    let operator_listener = tokio::net::TcpListener::bind(settings.operator_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.operator_listen))?;
+    tracing::info!(address = %operator_listener.local_addr()?, "gateway operator listener");
+    let operators = gateway::operator_app(state.clone());
+    let operator_options = settings.common.serve_options();
+    tokio::spawn(service_kit::serve::serve(
+        operator_listener,
+        operators,
+        service_kit::shutdown::signal(),
+        operator_options,
+    ));
     let app = gateway::app(state);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -35,6 +35,10 @@ impl Recorder {
         }))
     }
 
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
     fn last(&self) -> HeaderMap {
         self.0
             .lock()
@@ -47,6 +51,7 @@ impl Recorder {
 
 struct TestGateway {
     app: Router,
+    state: AppState,
     signer: TokenSigner,
     auth: Recorder,
 }
@@ -71,8 +76,14 @@ impl TestGateway {
             ),
             ws: WsUpstream::InProcess(Router::new()),
         };
-        let app = gateway::app(AppState::new(upstreams, verifier, limits));
-        Self { app, signer, auth }
+        let state = AppState::new(upstreams, verifier, limits);
+        let app = gateway::app(state.clone());
+        Self {
+            app,
+            state,
+            signer,
+            auth,
+        }
     }
 
     fn token(&self) -> String {
@@ -187,7 +198,7 @@ async fn metrics_are_not_served_on_the_public_listener() {
     let (status, _, _) = gw.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
 
-    let operators = gateway::metrics_app()
+    let operators = gateway::operator_app(gw.state.clone())
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -398,4 +409,43 @@ async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_ones() {
         .unwrap();
     let reply = socket.next().await.unwrap().unwrap();
     assert_eq!(reply.into_text().unwrap().as_str(), "echo:hi");
+}
+
+#[tokio::test]
+async fn moderation_is_only_on_the_operator_listener_and_only_for_admins() {
+    let gw = TestGateway::new(Limits::default());
+    let user = gw.token();
+    // Never on the public listener, whoever asks.
+    let (status, _, _) = gw.get("/v1/admin/audit", Some(&user)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(gw.auth.count(), 0, "nothing reached auth-service");
+
+    let operators = gateway::operator_app(gw.state.clone());
+    let call = |token: String, path: &str| {
+        let request = Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        operators.clone().oneshot(request)
+    };
+    // On the operator listener, a plain user's token is refused before forwarding...
+    let refused = call(user, "/v1/admin/audit").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(gw.auth.count(), 0, "nothing reached auth-service");
+    // ...an operator's is forwarded, and only moderation paths are.
+    let grant = service_kit::token::Grant {
+        role: wire::api::auth::Role::Admin,
+        ..service_kit::token::Grant::user(Uuid::new_v4(), Uuid::new_v4())
+    };
+    let admin = gw.signer.sign_grant(&grant, Duration::from_secs(60)).0;
+    let forwarded = call(admin.clone(), "/v1/admin/audit").await.unwrap();
+    assert_eq!(forwarded.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(forwarded.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let echoed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echoed["path"], "/v1/admin/audit");
+    assert_eq!(gw.auth.count(), 1);
+    let other = call(admin, "/v1/me").await.unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }

@@ -78,6 +78,14 @@ pub struct Settings {
     #[arg(long, env = "MATCHING_MERGE_SCAN", default_value_t = 64)]
     pub merge_scan: usize,
 
+    /// Queue joins one user may make at once (then one more per refill).
+    #[arg(long, env = "MATCHING_JOIN_BURST", default_value_t = 10)]
+    pub join_burst: u32,
+
+    /// Seconds after which one more queue join is allowed to a user past the burst.
+    #[arg(long, env = "MATCHING_JOIN_REFILL_SECS", default_value_t = 6)]
+    pub join_refill_secs: u64,
+
     /// Settings shared by every service.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -98,6 +106,10 @@ pub struct MatchingConfig {
     pub sweep_batch: usize,
     /// Searches run at once by one sweep.
     pub sweep_concurrency: usize,
+    /// Queue joins a user may make at once.
+    pub join_burst: u32,
+    /// Time after which one more join is allowed past the burst.
+    pub join_refill: Duration,
 }
 
 impl Default for MatchingConfig {
@@ -109,6 +121,8 @@ impl Default for MatchingConfig {
             claim_timeout: Duration::from_secs(30),
             sweep_batch: 256,
             sweep_concurrency: 16,
+            join_burst: 10,
+            join_refill: Duration::from_secs(6),
         }
     }
 }
@@ -121,6 +135,8 @@ impl Settings {
             tick: Duration::from_millis(self.tick_ms.max(10)),
             recheck: Duration::from_secs(self.recheck_secs.max(1)),
             claim_timeout: Duration::from_secs(self.claim_timeout_secs.max(1)),
+            join_burst: self.join_burst.max(1),
+            join_refill: Duration::from_secs(self.join_refill_secs.max(1)),
             ..MatchingConfig::default()
         }
     }

@@ -23,6 +23,12 @@ pub enum MatchError {
     /// A peer service refused or failed (its 4xx passes through, outages are 503).
     #[error(transparent)]
     Peer(#[from] ClientError),
+    /// Too many queue joins (429 with `Retry-After`).
+    #[error("too many queue joins; retry in {retry_after} s")]
+    TooManyJoins {
+        /// Seconds until the next join is allowed.
+        retry_after: u64,
+    },
     /// The queue backend is down (503; the cause is logged).
     #[error("queue backend unavailable: {0}")]
     Unavailable(String),
@@ -51,6 +57,7 @@ impl MatchError {
                 Some(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 None => StatusCode::SERVICE_UNAVAILABLE,
             },
+            MatchError::TooManyJoins { .. } => StatusCode::TOO_MANY_REQUESTS,
             MatchError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MatchError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -67,6 +74,7 @@ impl MatchError {
                 ClientError::Decode { .. } => ErrorCode::Internal,
                 _ => ErrorCode::BackendUnavailable,
             },
+            MatchError::TooManyJoins { .. } => ErrorCode::RateLimited,
             MatchError::Unavailable(_) => ErrorCode::BackendUnavailable,
             MatchError::Internal(_) => ErrorCode::Internal,
         }
@@ -91,6 +99,12 @@ impl From<MatchError> for ApiError {
                 message,
             } => ApiError::validation(field, code, message),
             MatchError::Peer(err) => err.into_api_error(),
+            MatchError::TooManyJoins { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many queue joins; try again later",
+            )
+            .with_retry_after(retry_after),
             MatchError::Unavailable(cause) => {
                 tracing::warn!(%cause, "queue backend unavailable");
                 ApiError::unavailable("the queue is unavailable; try again shortly")

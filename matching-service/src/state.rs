@@ -7,6 +7,7 @@ use anyhow::Context;
 use axum::extract::FromRef;
 use service_kit::auth::ServiceCredential;
 use service_kit::client::{ServiceClient, default_http_client};
+use service_kit::limit::UserLimiter;
 use service_kit::token::TokenVerifier;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -99,6 +100,7 @@ struct Inner {
     credential: ServiceCredential,
     config: MatchingConfig,
     wake: Notify,
+    joins: UserLimiter,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
                 peers,
                 verifier,
                 credential,
+                joins: UserLimiter::new(config.join_burst, config.join_refill),
                 config,
                 wake: Notify::new(),
             }),
@@ -187,6 +190,11 @@ impl AppState {
     /// The behaviour settings.
     pub fn config(&self) -> &MatchingConfig {
         &self.inner.config
+    }
+
+    /// The per-user limit on queue joins.
+    pub fn join_limiter(&self) -> &UserLimiter {
+        &self.inner.joins
     }
 
     /// The time now.

@@ -59,6 +59,27 @@ pub struct Settings {
     #[arg(long, env = "MESSAGE_REPORT_WINDOW_SECS", default_value_t = 3600)]
     pub report_window_secs: u64,
 
+    /// Chats one user may end ("Next") at once, then one more per refill.
+    #[arg(long, env = "MESSAGE_ENDS_BURST", default_value_t = 10)]
+    pub ends_burst: u32,
+
+    /// Seconds after which one more chat end is allowed to a user past the burst.
+    #[arg(long, env = "MESSAGE_ENDS_REFILL_SECS", default_value_t = 6)]
+    pub ends_refill_secs: u64,
+
+    /// Blocks one user may make at once, then one more per refill.
+    #[arg(long, env = "MESSAGE_BLOCKS_BURST", default_value_t = 20)]
+    pub blocks_burst: u32,
+
+    /// Seconds after which one more block is allowed to a user past the burst.
+    #[arg(long, env = "MESSAGE_BLOCKS_REFILL_SECS", default_value_t = 30)]
+    pub blocks_refill_secs: u64,
+
+    /// Most users one user may have blocked at a time (at least 1).
+    #[arg(long, env = "MESSAGE_MAX_BLOCKS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_blocks: u32,
+
     /// Settings shared by every service.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -71,6 +92,16 @@ pub struct MessageConfig {
     pub reports_per_window: u32,
     /// The report rate-limit window.
     pub report_window: Duration,
+    /// Chat ends a user may make at once.
+    pub ends_burst: u32,
+    /// Time after which one more chat end is allowed past the burst.
+    pub ends_refill: Duration,
+    /// Blocks a user may make at once.
+    pub blocks_burst: u32,
+    /// Time after which one more block is allowed past the burst.
+    pub blocks_refill: Duration,
+    /// Most users one user may have blocked.
+    pub max_blocks: u32,
 }
 
 impl Default for MessageConfig {
@@ -78,6 +109,11 @@ impl Default for MessageConfig {
         Self {
             reports_per_window: 10,
             report_window: Duration::from_secs(3600),
+            ends_burst: 10,
+            ends_refill: Duration::from_secs(6),
+            blocks_burst: 20,
+            blocks_refill: Duration::from_secs(30),
+            max_blocks: 1000,
         }
     }
 }
@@ -88,6 +124,11 @@ impl Settings {
         MessageConfig {
             reports_per_window: self.reports_per_window,
             report_window: Duration::from_secs(self.report_window_secs),
+            ends_burst: self.ends_burst.max(1),
+            ends_refill: Duration::from_secs(self.ends_refill_secs.max(1)),
+            blocks_burst: self.blocks_burst.max(1),
+            blocks_refill: Duration::from_secs(self.blocks_refill_secs.max(1)),
+            max_blocks: self.max_blocks.max(1),
         }
     }
 

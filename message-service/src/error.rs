@@ -24,6 +24,9 @@ pub enum MessageError {
     /// that existence does not leak).
     #[error("no such chat")]
     ChatNotFound,
+    /// No such resource (404), e.g. a report.
+    #[error("{0}")]
+    NotFound(&'static str),
     /// The chat has ended (409).
     #[error("the chat has ended")]
     ChatEnded,
@@ -34,6 +37,15 @@ pub enum MessageError {
     #[error("too many reports; retry in {retry_after} s")]
     TooManyReports {
         /// Seconds until the next report is allowed.
+        retry_after: u64,
+    },
+    /// Too many of one action (chat ends, blocks) in a short time (429 `rate_limited`
+    /// with `Retry-After`).
+    #[error("too many {what}; retry in {retry_after} s")]
+    RateLimited {
+        /// What, for the message ("chat ends", "blocks").
+        what: &'static str,
+        /// Seconds until the next one is allowed.
         retry_after: u64,
     },
     /// A backend is down (503; the cause is logged).
@@ -58,9 +70,11 @@ impl MessageError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             MessageError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            MessageError::ChatNotFound => StatusCode::NOT_FOUND,
+            MessageError::ChatNotFound | MessageError::NotFound(_) => StatusCode::NOT_FOUND,
             MessageError::ChatEnded | MessageError::Blocked => StatusCode::CONFLICT,
-            MessageError::TooManyReports { .. } => StatusCode::TOO_MANY_REQUESTS,
+            MessageError::TooManyReports { .. } | MessageError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             MessageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             MessageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,9 +85,11 @@ impl MessageError {
         match self {
             MessageError::Validation { code, .. } => *code,
             MessageError::ChatNotFound => ErrorCode::ChatNotFound,
+            MessageError::NotFound(_) => ErrorCode::NotFound,
             MessageError::ChatEnded => ErrorCode::ChatEnded,
             MessageError::Blocked => ErrorCode::Blocked,
             MessageError::TooManyReports { .. } => ErrorCode::TooManyReports,
+            MessageError::RateLimited { .. } => ErrorCode::RateLimited,
             MessageError::Unavailable(_) => ErrorCode::BackendUnavailable,
             MessageError::Internal(_) => ErrorCode::Internal,
         }
@@ -108,6 +124,10 @@ impl From<MessageError> for ApiError {
             }
             MessageError::TooManyReports { retry_after } => {
                 ApiError::new(status, code, "too many reports; try again later")
+                    .with_retry_after(retry_after)
+            }
+            MessageError::RateLimited { what, retry_after } => {
+                ApiError::new(status, code, format!("too many {what}; try again later"))
                     .with_retry_after(retry_after)
             }
             MessageError::Unavailable(cause) => {

@@ -6,6 +6,7 @@ use anyhow::Context;
 use axum::extract::FromRef;
 use service_kit::auth::ServiceCredential;
 use service_kit::client::ServiceClient;
+use service_kit::limit::UserLimiter;
 use service_kit::token::TokenVerifier;
 use uuid::Uuid;
 use wire::api::message::Chat;
@@ -49,6 +50,10 @@ struct Inner {
     /// Serialises the limit check and the insert of one reporter's reports (striped by
     /// reporter id), so that concurrent reports cannot all pass a limit of one.
     report_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Per-user limit on ending chats ("Next").
+    ends: UserLimiter,
+    /// Per-user limit on blocking.
+    blocks: UserLimiter,
 }
 
 /// Stripes of [`AppState::report_lock`].
@@ -70,6 +75,8 @@ impl AppState {
                 verifier,
                 credential,
                 notifier,
+                ends: UserLimiter::new(config.ends_burst, config.ends_refill),
+                blocks: UserLimiter::new(config.blocks_burst, config.blocks_refill),
                 config,
                 report_locks: (0..REPORT_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
@@ -116,6 +123,16 @@ impl AppState {
     /// The behaviour settings.
     pub fn config(&self) -> &MessageConfig {
         &self.inner.config
+    }
+
+    /// The per-user limit on ending chats.
+    pub fn end_limiter(&self) -> &UserLimiter {
+        &self.inner.ends
+    }
+
+    /// The per-user limit on blocking.
+    pub fn block_limiter(&self) -> &UserLimiter {
+        &self.inner.blocks
     }
 
     /// Held while one reporter's report limit is checked and their report stored: it

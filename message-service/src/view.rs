@@ -113,9 +113,8 @@ pub async fn chat_summary(
     })?;
     let last = store.messages_before(chat.chat.id, u64::MAX, 1).await?;
     let last_message = message_views(store, &chat, viewer, last).await?.pop();
-    let read_seq = store
-        .watermarks(chat.chat.id)
-        .await?
+    let watermarks = store.watermarks(chat.chat.id).await?;
+    let read_seq = watermarks
         .iter()
         .find(|w| w.user_id == viewer)
         .map_or(0, |w| w.read_seq);
@@ -132,6 +131,7 @@ pub async fn chat_summary(
         last_message,
         unread_count,
         last_seq: chat.chat.last_seq,
+        watermarks,
     })
 }
 

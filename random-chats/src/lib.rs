@@ -88,6 +88,7 @@ pub struct Platform {
     stop: CancellationToken,
     server: JoinHandle<()>,
     ws_handler: ws_handler::AppState,
+    gateway: gateway::AppState,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -186,11 +187,8 @@ impl Platform {
             matching: ServiceClient::in_process("matching-service", matching, None),
             ws: gateway::WsUpstream::InProcess(ws_handler::app(ws_state.clone())),
         };
-        let app = gateway::app(gateway::AppState::new(
-            upstreams,
-            verifier,
-            config.limits.clone(),
-        ));
+        let gateway_state = gateway::AppState::new(upstreams, verifier, config.limits.clone());
+        let app = gateway::app(gateway_state.clone());
 
         let stop = CancellationToken::new();
         let server = tokio::spawn({
@@ -211,8 +209,15 @@ impl Platform {
             stop,
             server,
             ws_handler: ws_state,
+            gateway: gateway_state,
             background,
         })
+    }
+
+    /// The operators' router (`/metrics`, `/healthz`, the moderation routes) to serve on a
+    /// listener that is not public.
+    pub fn operator_app(&self) -> axum::Router {
+        gateway::operator_app(self.gateway.clone())
     }
 
     /// The address the gateway listens on.

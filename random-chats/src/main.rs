@@ -20,10 +20,15 @@ struct Settings {
     #[arg(long, env = "RC_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
 
-    /// Address of an operators' listener serving `/metrics` and `/healthz` (none unless
-    /// set; the public listener never serves `/metrics`).
-    #[arg(long, env = "RC_METRICS_LISTEN", value_parser = service_kit::config::parse_listen)]
-    metrics_listen: Option<SocketAddr>,
+    /// Address of an operators' listener: `/metrics`, `/healthz` and the moderation routes
+    /// (`/v1/admin/*`, for accounts named in `--admins`). None unless set; the public
+    /// listener serves none of them.
+    #[arg(long, env = "RC_OPERATOR_LISTEN", value_parser = service_kit::config::parse_listen)]
+    operator_listen: Option<SocketAddr>,
+
+    /// Usernames of operators (comma-separated), whose tokens carry the `admin` role.
+    #[arg(long, env = "RC_ADMINS", value_delimiter = ',')]
+    admins: Vec<String>,
 
     /// Keep everything in memory instead (lost on exit).
     #[arg(long, env = "RC_IN_MEMORY", default_value_t = false)]
@@ -47,21 +52,28 @@ async fn main() -> anyhow::Result<()> {
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
     config.limits = settings.limits;
-    if let Some(address) = settings.metrics_listen {
+    config.auth.admins = settings
+        .admins
+        .iter()
+        .map(|name| name.trim().to_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut platform = Platform::start(config).await?;
+    if let Some(address) = settings.operator_listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         println!(
-            "Metrics for operators at http://{}/metrics",
+            "Operators (metrics, moderation) at http://{}",
             listener.local_addr()?
         );
-        tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, gateway::metrics_app()).await {
-                tracing::error!(error = %err, "the metrics listener failed");
-            }
-        });
+        tokio::spawn(service_kit::serve::serve(
+            listener,
+            platform.operator_app(),
+            service_kit::shutdown::signal(),
+            service_kit::serve::ServeOptions::default(),
+        ));
     }
-    let mut platform = Platform::start(config).await?;
     let storage = if settings.in_memory {
         "in memory".to_owned()
     } else {

@@ -633,8 +633,20 @@ async fn the_gateway_serves_health_and_openapi_and_hides_internal_routes() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/auth/signup", "/v1/me", "/v1/chats", "/v1/queue"] {
+    for path in [
+        "/v1/auth/signup",
+        "/v1/me",
+        "/v1/chats",
+        "/v1/queue",
+        "/v1/ws",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    // Page sizes start at 1, as the server enforces.
+    for path in ["/v1/chats", "/v1/chats/{id}/messages"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
     }
     let user = platform
         .client()
@@ -766,4 +778,73 @@ async fn the_sdk_refreshes_once_after_a_refused_access_token_and_retries() {
     let now = client.tokens().await.unwrap();
     assert_ne!(now.access_token, "not.a.token");
     assert_ne!(now.refresh_token, good.refresh_token);
+}
+
+#[tokio::test]
+async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everywhere() {
+    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
+    let operator = username("op");
+    let mut platform_config = config(&dir);
+    platform_config.auth.admins = vec![operator.to_lowercase()];
+    let platform = Platform::start(platform_config).await.unwrap();
+    let url = platform.gateway_url();
+    // The operators' listener, apart from the public one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let operators = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(service_kit::serve::serve(
+        listener,
+        platform.operator_app(),
+        std::future::pending(),
+        service_kit::serve::ServeOptions::default(),
+    ));
+
+    let admin = Client::new(&url).unwrap();
+    admin.signup(&signup_request(&operator)).await.unwrap();
+    let admin_token = admin.tokens().await.unwrap().access_token;
+    let name = username("troll");
+    let troll = Client::new(&url).unwrap();
+    let troll_id = troll.signup(&signup_request(&name)).await.unwrap().user.id;
+    let troll_token = troll.tokens().await.unwrap().access_token;
+    let socket = close_code_of_socket(&url, &troll_token).await;
+    let http = reqwest::Client::new();
+    let ban = |base: &str| {
+        http.post(format!("{base}/v1/admin/users/{troll_id}/ban"))
+            .bearer_auth(&admin_token)
+            .json(&json!({"reason": "harassment"}))
+            .send()
+    };
+
+    // Not on the public listener, even for an operator.
+    assert_eq!(ban(&url).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        ban(&operators).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(socket.await, 4001, "the banned user's socket closes");
+    let me = http
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&troll_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    let err = Client::new(&url)
+        .unwrap()
+        .login(&name, PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(client_sdk::ErrorCode::AccountBanned));
+    let audit: serde_json::Value = http
+        .get(format!("{operators}/v1/admin/audit"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["action"], "ban");
+    assert_eq!(audit[0]["target_id"], json!(troll_id));
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

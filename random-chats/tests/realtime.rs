@@ -299,3 +299,47 @@ async fn what_a_user_receives_is_masked_at_their_level_and_stored_as_sent() {
     assert_eq!(alices.messages[0].message.text, rude);
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn matched_users_learn_at_once_that_the_new_partner_is_online() {
+    let platform = Platform::start(PlatformConfig::in_memory()).await.unwrap();
+    let url = platform.gateway_url();
+    let (_alice_client, alice, _bob_client, bob, mut a, mut b, chat) = matched_pair(&url).await;
+    for (connection, partner) in [(&mut a, bob), (&mut b, alice)] {
+        let online = next(connection, "the new partner's presence", |e| match e {
+            Event::Presence {
+                chat_id,
+                user_id,
+                online,
+            } if chat_id == chat && user_id == partner => Some(online),
+            _ => None,
+        })
+        .await;
+        assert!(online, "both are connected");
+    }
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn queue_joins_are_rate_limited_per_user_through_the_gateway() {
+    let mut config = PlatformConfig::in_memory();
+    config.matching.join_burst = 2;
+    config.matching.join_refill = Duration::from_secs(3600);
+    let platform = Platform::start(config).await.unwrap();
+    let url = platform.gateway_url();
+    let (alice, _) = sign_up(&url, "alice").await;
+    let (bob, _) = sign_up(&url, "bob").await;
+    let join = JoinQueueRequest::default();
+    alice.join_queue(&join).await.unwrap();
+    alice.join_queue(&join).await.unwrap();
+    let err = alice.join_queue(&join).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(client_sdk::ErrorCode::RateLimited),
+        "{err}"
+    );
+    assert_eq!(err.status(), Some(reqwest::StatusCode::TOO_MANY_REQUESTS));
+    // Another user is not affected.
+    bob.join_queue(&join).await.unwrap();
+    platform.shutdown().await;
+}

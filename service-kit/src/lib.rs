@@ -17,6 +17,7 @@
 //! - [`serve`] — serving a router with a header-read timeout and a shutdown deadline.
 //! - [`content`] — the profanity and slur filter applied to what users receive.
 //! - [`fs`] — owner-only data directories, files and keys.
+//! - [`limit`] — per-user rate limits (queue joins, *Next*, blocks).
 //! - [`config`] — settings shared by every service binary.
 
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod fs;
 pub mod jwks;
+pub mod limit;
 pub mod relay;
 pub mod revocation;
 pub mod serve;

@@ -124,6 +124,8 @@ error_codes! {
     WrongPassword = "wrong_password", transient = false;
     /// Too many failed log ins; retry after `Retry-After` seconds.
     TooManyAttempts = "too_many_attempts", transient = false;
+    /// The account is banned; it cannot log in.
+    AccountBanned = "account_banned", transient = false;
     /// The refresh token is unknown, ended or expired.
     InvalidRefreshToken = "invalid_refresh_token", transient = false;
     /// An already rotated refresh token was presented; its session was ended.
@@ -164,6 +166,8 @@ error_codes! {
     ParticipantsInvalid = "participants_invalid", transient = false;
     /// Users cannot block themselves.
     CannotBlockSelf = "cannot_block_self", transient = false;
+    /// The user has blocked as many users as allowed; unblock someone first.
+    TooManyBlocks = "too_many_blocks", transient = false;
     /// Users cannot report themselves.
     CannotReportSelf = "cannot_report_self", transient = false;
     /// A report reason is empty, longer than 1000 characters, or holds control characters.

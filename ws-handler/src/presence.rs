@@ -19,33 +19,38 @@ fn others(chat: &Chat, user_id: Uuid) -> Vec<Uuid> {
         .collect()
 }
 
-/// After registration: when this is the user's only connection (`count == 1`) tell the
-/// partners `online`; then tell this connection whether each partner is online.
-pub async fn connected(
-    state: AppState,
-    user_id: Uuid,
-    count: u32,
-    active: Option<Vec<Chat>>,
-    outbound: mpsc::Sender<Outbound>,
-) {
-    let Some(active) = active else { return };
-    let peers = state.peers();
-    if count == 1 {
-        for chat in &active {
-            chats::deliver(
-                &peers.ws_manager,
-                others(chat, user_id),
-                ServerFrame::Presence {
-                    chat_id: chat.id,
-                    user_id,
-                    online: true,
-                },
-                None,
-            )
-            .await;
-        }
+/// After registration: when this is the user's only connection (`count == 1`), tell the
+/// partners of its active chats that the user is online.
+pub async fn announce_online(state: AppState, user_id: Uuid, count: u32, active: Vec<Chat>) {
+    if count != 1 {
+        return;
     }
+    let peers = state.peers();
     for chat in &active {
+        chats::deliver(
+            &peers.ws_manager,
+            others(chat, user_id),
+            ServerFrame::Presence {
+                chat_id: chat.id,
+                user_id,
+                online: true,
+            },
+            None,
+        )
+        .await;
+    }
+}
+
+/// Queues for a new connection, before anything else it is sent after `hello`, one
+/// `presence` per partner of each active chat: whether that partner is online now.
+pub async fn current(
+    state: &AppState,
+    user_id: Uuid,
+    active: &[Chat],
+    outbound: &mpsc::Sender<Outbound>,
+) {
+    let peers = state.peers();
+    for chat in active {
         for partner in others(chat, user_id) {
             let online = match chats::connections_of(&peers.ws_manager, partner).await {
                 Ok(connections) => !connections.is_empty(),

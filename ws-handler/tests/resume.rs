@@ -184,3 +184,98 @@ async fn a_resume_naming_hundreds_of_foreign_chats_refuses_each_and_catches_up_i
     );
     stack.cleanup().await;
 }
+
+#[tokio::test]
+async fn presence_comes_right_after_hello_before_the_catch_up() {
+    let stack = Stack::start(Backplane::Embedded, Duration::from_secs(3)).await;
+    let handler = stack.start_handler(test_config()).await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let chat = stack.create_chat(&profile(alice), &profile(bob)).await;
+    let url = handler.ws_url();
+    let mut bob_phone = connect(&url, &stack.token_for(bob)).await;
+    for i in 1..=2 {
+        send(&mut bob_phone, chat.id, &format!("m{i}")).await;
+    }
+
+    // Alice's first frame is a resume, sent before she reads anything.
+    let mut alice_phone = raw_connect(&url, Some(&stack.token_for(alice)), None)
+        .await
+        .open();
+    alice_phone
+        .send(&ClientFrame::Resume {
+            chats: vec![ResumePoint {
+                chat_id: chat.id,
+                last_seq: 0,
+            }],
+        })
+        .await;
+    let mut kinds = Vec::new();
+    loop {
+        match alice_phone.frame().await {
+            ServerFrame::Hello { .. } => kinds.push("hello".to_owned()),
+            ServerFrame::Presence {
+                user_id, online, ..
+            } => {
+                assert_eq!((user_id, online), (bob, true));
+                kinds.push("presence".to_owned());
+            }
+            ServerFrame::Message { message } => kinds.push(format!("message {}", message.seq)),
+            ServerFrame::Resumed { .. } => {
+                kinds.push("resumed".to_owned());
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["hello", "presence", "message 1", "message 2", "resumed"],
+        "presence right after hello, then the catch-up"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_chat_that_ended_while_away_is_reported_ended_after_its_catch_up() {
+    let stack = Stack::start(Backplane::Embedded, Duration::from_secs(3)).await;
+    let handler = stack.start_handler(test_config()).await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let chat = stack.create_chat(&profile(alice), &profile(bob)).await;
+    let url = handler.ws_url();
+    let mut bob_phone = connect(&url, &stack.token_for(bob)).await;
+    send(&mut bob_phone, chat.id, "bye").await;
+    // Bob presses Next while Alice is offline.
+    let ended = reqwest::Client::new()
+        .post(format!("{}/v1/chats/{}/end", stack.message_url, chat.id))
+        .bearer_auth(stack.token_for(bob))
+        .send()
+        .await
+        .unwrap();
+    assert!(ended.status().is_success(), "{}", ended.status());
+
+    let mut alice_phone = connect(&url, &stack.token_for(alice)).await;
+    alice_phone
+        .send(&ClientFrame::Resume {
+            chats: vec![ResumePoint {
+                chat_id: chat.id,
+                last_seq: 0,
+            }],
+        })
+        .await;
+    let mut kinds = Vec::new();
+    loop {
+        match alice_phone.frame().await {
+            ServerFrame::Message { message } => kinds.push(format!("message {}", message.seq)),
+            ServerFrame::ChatEnded {
+                chat_id, ended_by, ..
+            } => {
+                assert_eq!((chat_id, ended_by), (chat.id, bob));
+                kinds.push("chat_ended".to_owned());
+            }
+            ServerFrame::Resumed { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(kinds, ["message 1", "chat_ended"]);
+    stack.cleanup().await;
+}

@@ -9,3 +9,18 @@ ALTER TABLE users ADD COLUMN content_filter TEXT NOT NULL DEFAULT 'off';
 ALTER TABLE refresh_sessions ADD COLUMN previous_hash BLOB;
 ALTER TABLE refresh_sessions ADD COLUMN rotated_at INTEGER;
 ALTER TABLE refresh_sessions ADD COLUMN sealed_successor BLOB;
+
+-- Bans (operators): since when, why and by whom; NULL when the account is not banned.
+ALTER TABLE users ADD COLUMN banned_at TEXT;
+ALTER TABLE users ADD COLUMN ban_reason TEXT;
+ALTER TABLE users ADD COLUMN banned_by BLOB;
+
+-- Every operator action, append-only. Ids are time-ordered (UUIDv7).
+CREATE TABLE admin_audit (
+    id BLOB PRIMARY KEY NOT NULL,
+    at TEXT NOT NULL,
+    operator_id BLOB NOT NULL,
+    action TEXT NOT NULL,
+    target_id BLOB NOT NULL,
+    detail TEXT NOT NULL
+);

@@ -166,6 +166,18 @@ pub async fn login(
         state.throttle().failed(attempt);
         return Err(AuthError::InvalidCredentials);
     };
+    // Said only to whoever knows the password.
+    match state.users().ban_of(user.id).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            state.throttle().succeeded(attempt);
+            return Err(AuthError::AccountBanned);
+        }
+        Err(err) => {
+            state.throttle().abandoned(attempt);
+            return Err(err.into());
+        }
+    }
     match begin_session(&state, &user).await {
         Ok(tokens) => {
             state.throttle().succeeded(attempt);
@@ -210,19 +222,17 @@ pub async fn refresh(
     if !session.is_active(now) {
         return Err(AuthError::InvalidRefreshToken);
     }
-    // The account's current settings go into the new access token.
+    // The account's current role and settings go into the new access token.
     let Some(user) = state.users().user_by_id(session.user_id).await? else {
         return Err(AuthError::InvalidRefreshToken);
     };
-    let content_filter = user.content_filter;
+    if state.users().ban_of(user.id).await?.is_some() {
+        return Err(AuthError::AccountBanned);
+    }
+    let extras = super::grant_of(&state, &user);
     if !found.is_current {
         if let Some(successor) = grace_successor(&state, &session, &body.refresh_token, now) {
-            return Ok(Json(token_pair(
-                &state,
-                &session,
-                successor,
-                content_filter,
-            )));
+            return Ok(Json(token_pair(&state, &session, successor, extras)));
         }
         return Err(end_reused_family(&state, session.user_id, session.id, now).await);
     }
@@ -243,7 +253,7 @@ pub async fn refresh(
             last_rotation: Some(rotation),
             ..session
         };
-        return Ok(Json(token_pair(&state, &rotated, next, content_filter)));
+        return Ok(Json(token_pair(&state, &rotated, next, extras)));
     }
     // The conditional write lost: either the session ended meanwhile, or another request
     // rotated this very token first — a concurrent refresh (same answer as the winner's,
@@ -251,12 +261,7 @@ pub async fn refresh(
     match state.sessions().session(session.id).await? {
         Some(current) if current.is_active(now) => {
             match grace_successor(&state, &current, &body.refresh_token, now) {
-                Some(successor) => Ok(Json(token_pair(
-                    &state,
-                    &current,
-                    successor,
-                    content_filter,
-                ))),
+                Some(successor) => Ok(Json(token_pair(&state, &current, successor, extras))),
                 None => Err(end_reused_family(&state, session.user_id, session.id, now).await),
             }
         }

@@ -45,12 +45,16 @@ pub async fn public_profile(
 /// GET /internal/users/{id}
 ///
 /// The public profile plus the default matching preferences, for the matching service.
+/// A banned account answers 403 `account_banned`, so it cannot join the queue.
 pub async fn matching_profile(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     Path(id): Path<Uuid>,
 ) -> Result<Json<MatchingProfile>, AuthError> {
     let user = user(&state, id).await?;
+    if state.users().ban_of(id).await?.is_some() {
+        return Err(AuthError::AccountBanned);
+    }
     Ok(Json(MatchingProfile {
         profile: public_profile_of(&user, today_utc()),
         preferences: user.preferences,

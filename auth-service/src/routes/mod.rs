@@ -4,7 +4,9 @@
 //! - [`me`] — the caller's profile, preferences, password and sessions (`/v1/me*`).
 //! - [`keys`] — the published token keys (`/.well-known/jwks.json`).
 //! - [`internal`] — profiles for other services (`/internal/*`, service credential).
+//! - [`admin`] — moderation: bans and the audit log (`/v1/admin/*`, operators only).
 
+pub mod admin;
 pub mod auth;
 pub mod internal;
 pub mod keys;
@@ -17,7 +19,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use service_kit::token::Grant;
 use time::Date;
-use wire::api::auth::{ContentFilter, Profile, PublicProfile, TokenPair};
+use uuid::Uuid;
+use wire::api::auth::{ContentFilter, Profile, PublicProfile, Role, TokenPair};
 use wire::domain::age_on;
 
 use crate::error::AuthError;
@@ -32,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(me::router())
         .merge(keys::router())
         .merge(internal::router())
+        .merge(admin::router())
 }
 
 use service_kit::telemetry::CLIENT_IP_HEADER;
@@ -104,7 +108,51 @@ pub(crate) async fn begin_session(state: &AppState, user: &User) -> Result<Token
         state.config().refresh_token_ttl,
     );
     state.sessions().create_session(&session).await?;
-    Ok(token_pair(state, &session, refresh, user.content_filter))
+    end_sessions_beyond_the_cap(state, user.id, session.id).await?;
+    Ok(token_pair(state, &session, refresh, grant_of(state, user)))
+}
+
+/// What a token of `user` carries beyond the session: the role and the content filter.
+pub(crate) fn grant_of(state: &AppState, user: &User) -> TokenExtras {
+    TokenExtras {
+        role: if state.config().admins.contains(&user.username) {
+            Role::Admin
+        } else {
+            Role::User
+        },
+        content_filter: user.content_filter,
+    }
+}
+
+/// The per-account claims of an access token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenExtras {
+    role: Role,
+    content_filter: ContentFilter,
+}
+
+/// Ends the account's oldest sessions (never `keep`) while it has more than
+/// [`crate::AuthConfig::max_sessions`], so that sessions cannot pile up without bound.
+async fn end_sessions_beyond_the_cap(
+    state: &AppState,
+    user_id: Uuid,
+    keep: Uuid,
+) -> Result<(), AuthError> {
+    let now = crate::store::now();
+    let active = state.sessions().active_sessions(user_id, now).await?;
+    let excess = active.len().saturating_sub(state.config().max_sessions);
+    let mut ended = Vec::new();
+    // Oldest first.
+    for session in active.iter().filter(|s| s.id != keep).take(excess) {
+        if state.sessions().revoke(user_id, session.id, now).await? {
+            ended.push(session.id);
+        }
+    }
+    if !ended.is_empty() {
+        tracing::info!(%user_id, ended = ended.len(), "sessions beyond the cap ended");
+        state.announce_ended(&ended).await;
+    }
+    Ok(())
 }
 
 /// An access token for `session` plus the given refresh token.
@@ -112,11 +160,12 @@ pub(crate) fn token_pair(
     state: &AppState,
     session: &Session,
     refresh: RefreshToken,
-    content_filter: ContentFilter,
+    extras: TokenExtras,
 ) -> TokenPair {
     let ttl = state.config().access_token_ttl;
     let grant = Grant {
-        content_filter,
+        role: extras.role,
+        content_filter: extras.content_filter,
         ..Grant::user(session.user_id, session.id)
     };
     let (access_token, _) = state.signer().sign_grant(&grant, ttl);

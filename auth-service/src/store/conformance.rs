@@ -7,12 +7,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::date;
 use uuid::Uuid;
-use wire::api::auth::{ContentFilter, Preferences};
+use wire::api::auth::{AuditEntry, ContentFilter, Preferences};
 use wire::api::matching::InterestMode;
 use wire::domain::Gender;
 
 use super::{
-    ProfileUpdate, Rotation, Session, SessionStore, StoreError, TokenHash, User, UserStore, now,
+    Ban, ProfileUpdate, Rotation, Session, SessionStore, StoreError, TokenHash, User, UserStore,
+    now,
 };
 
 /// Runs every [`UserStore`] case.
@@ -23,6 +24,7 @@ pub async fn users(store: &dyn UserStore) {
     unknown_users_are_none(store).await;
     a_profile_update_changes_only_given_fields(store).await;
     preferences_and_password_hash_are_replaced(store).await;
+    bans_and_the_audit_log_read_back(store).await;
 }
 
 /// Runs every [`SessionStore`] case.
@@ -34,6 +36,41 @@ pub async fn sessions(store: &dyn SessionStore) {
     a_revoked_session_cannot_rotate_and_is_not_listed(store).await;
     revoking_all_keeps_the_given_session_and_other_users(store).await;
     an_expired_session_is_inactive(store).await;
+}
+
+async fn bans_and_the_audit_log_read_back(store: &dyn UserStore) {
+    let user = sample_user(&unique_username());
+    store.create_user(&user).await.unwrap();
+    assert_eq!(store.ban_of(user.id).await.unwrap(), None);
+    let ban = Ban {
+        at: now(),
+        reason: "spam".to_owned(),
+        by: Uuid::now_v7(),
+    };
+    assert!(store.set_ban(user.id, Some(&ban)).await.unwrap());
+    assert_eq!(store.ban_of(user.id).await.unwrap(), Some(ban.clone()));
+    assert!(store.set_ban(user.id, None).await.unwrap());
+    assert_eq!(store.ban_of(user.id).await.unwrap(), None);
+    assert!(!store.set_ban(Uuid::now_v7(), Some(&ban)).await.unwrap());
+    assert_eq!(store.ban_of(Uuid::now_v7()).await.unwrap(), None);
+
+    let entry = |action: &str| AuditEntry {
+        id: Uuid::now_v7(),
+        at: now(),
+        operator_id: ban.by,
+        action: action.to_owned(),
+        target_id: user.id,
+        detail: "spam".to_owned(),
+    };
+    let (first, second) = (entry("ban"), entry("unban"));
+    store.record_audit(&first).await.unwrap();
+    store.record_audit(&second).await.unwrap();
+    assert_eq!(
+        store.audit_log(10).await.unwrap(),
+        vec![second.clone(), first],
+        "newest first"
+    );
+    assert_eq!(store.audit_log(1).await.unwrap(), vec![second]);
 }
 
 fn sample_user(username: &str) -> User {
@@ -391,6 +428,23 @@ async fn revoking_all_keeps_the_given_session_and_other_users(store: &dyn Sessio
         vec![second.id]
     );
     assert!(store.active_sessions(user, now()).await.unwrap().is_empty());
+
+    // A log in after it is not touched by it.
+    let later = new_session(store, user, now() + Duration::from_secs(1)).await;
+    let listed: Vec<Uuid> = store
+        .active_sessions(user, now())
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![later.id]);
+    assert!(
+        store
+            .rotate(&later, &random_hash(), &rotation_of(&later, now()))
+            .await
+            .unwrap()
+    );
 }
 
 async fn an_expired_session_is_inactive(store: &dyn SessionStore) {

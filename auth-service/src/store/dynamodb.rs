@@ -7,7 +7,11 @@
 //!   first refresh `previous_hash` (binary), `rotated_at` and `sealed_successor` (binary):
 //!   the last rotation, see [`Rotation`];
 //! - `token#<base64url sha-256>`: `session_id` — one per refresh token ever issued, so that
-//!   a rotated token presented again is recognised as reuse of its family.
+//!   a rotated token presented again is recognised as reuse of its family;
+//! - `user#<id>`: `sessions_valid_after` (ms) and optional `kept_session`, written by
+//!   `revoke_all` (password change): every session of the user begun up to then but the
+//!   kept one is ended, read with each session — so a session the eventually consistent
+//!   index has not listed yet cannot survive a password change.
 //!
 //! Both carry `ttl` (seconds since the epoch, the session's absolute end) as the table's
 //! TTL attribute, so DynamoDB deletes them after the session ends. The global secondary
@@ -280,7 +284,41 @@ impl DynamoSessionStore {
             .send()
             .await
             .map_err(classify)?;
-        item.item().map(session_from_item).transpose()
+        let Some(session) = item.item().map(session_from_item).transpose()? else {
+            return Ok(None);
+        };
+        let cutoff = self.cutoff_of(session.user_id).await?;
+        Ok(Some(apply_cutoff(session, cutoff)))
+    }
+
+    /// The user's "sessions begun up to here are ended" mark, written by `revoke_all`.
+    async fn cutoff_of(&self, user_id: Uuid) -> Result<Option<Cutoff>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", user_key(user_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let Some(item) = item.item() else {
+            return Ok(None);
+        };
+        let Some(at) = integer(item, "sessions_valid_after")? else {
+            return Ok(None);
+        };
+        let keep =
+            match item.get("kept_session").and_then(|v| v.as_s().ok()) {
+                Some(id) => Some(Uuid::parse_str(id).map_err(|e| {
+                    StoreError::Backend(format!("user {user_id}: kept_session: {e}"))
+                })?),
+                None => None,
+            };
+        Ok(Some(Cutoff {
+            at: from_millis(at)?,
+            keep,
+        }))
     }
 
     /// Ids of a user's sessions per the index (eventually consistent), filtered to those
@@ -318,6 +356,34 @@ impl DynamoSessionStore {
         }
         Ok(ids)
     }
+}
+
+/// Sessions of a user begun at or before `at` are ended, but `keep` (`revoke_all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cutoff {
+    at: OffsetDateTime,
+    keep: Option<Uuid>,
+}
+
+impl Cutoff {
+    fn ends(&self, session: &Session) -> bool {
+        session.created_at <= self.at && Some(session.id) != self.keep
+    }
+}
+
+/// `session` as the cutoff leaves it: ended (at the cutoff) if it began before it.
+fn apply_cutoff(mut session: Session, cutoff: Option<Cutoff>) -> Session {
+    if let Some(cutoff) = cutoff
+        && session.revoked_at.is_none()
+        && cutoff.ends(&session)
+    {
+        session.revoked_at = Some(cutoff.at);
+    }
+    session
+}
+
+fn user_key(user_id: Uuid) -> AttributeValue {
+    AttributeValue::S(format!("user#{user_id}"))
 }
 
 fn session_key(id: Uuid) -> AttributeValue {
@@ -559,6 +625,13 @@ impl SessionStore for DynamoSessionStore {
             }
             Err(err) => return Err(classify(err)),
         }
+        // A cutoff written while this rotation ran ends the session all the same.
+        if let Some(cutoff) = self.cutoff_of(session.user_id).await?
+            && cutoff.ends(session)
+        {
+            self.revoke(session.user_id, session.id, cutoff.at).await?;
+            return Ok(false);
+        }
         // If this write fails the new token leads nowhere and the client must log in
         // again: the safe direction.
         self.put_token(new, session).await?;
@@ -603,6 +676,22 @@ impl SessionStore for DynamoSessionStore {
         keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> Result<Vec<Uuid>, StoreError> {
+        // First the per-user cutoff, read consistently with every session: a session the
+        // (eventually consistent) index below does not list yet is ended by it all the
+        // same. Then each listed session is ended and returned for announcement.
+        let mut cutoff = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", user_key(user_id))
+            .expression_attribute_values(":at", number(millis(now)));
+        cutoff = match keep {
+            Some(keep) => cutoff
+                .update_expression("SET sessions_valid_after = :at, kept_session = :keep")
+                .expression_attribute_values(":keep", AttributeValue::S(keep.to_string())),
+            None => cutoff.update_expression("SET sessions_valid_after = :at REMOVE kept_session"),
+        };
+        cutoff.send().await.map_err(classify)?;
         let mut ended = Vec::new();
         for id in self.indexed_active_ids(user_id, now).await? {
             if Some(id) != keep && self.revoke(user_id, id, now).await? {
@@ -645,5 +734,35 @@ impl SessionStore for DynamoSessionStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_at(at: OffsetDateTime) -> Session {
+        Session::begin(
+            Uuid::new_v4(),
+            TokenHash([1; 32]),
+            at,
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[test]
+    fn a_cutoff_ends_sessions_begun_up_to_it_but_the_kept_one() {
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let before = session_at(t - time::Duration::seconds(1));
+        let kept = session_at(t - time::Duration::seconds(1));
+        let after = session_at(t + time::Duration::seconds(1));
+        let cutoff = Some(Cutoff {
+            at: t,
+            keep: Some(kept.id),
+        });
+        assert_eq!(apply_cutoff(before.clone(), cutoff).revoked_at, Some(t));
+        assert_eq!(apply_cutoff(kept, cutoff).revoked_at, None);
+        assert_eq!(apply_cutoff(after, cutoff).revoked_at, None);
+        assert_eq!(apply_cutoff(before, None).revoked_at, None);
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
-use wire::api::auth::{ContentFilter, Preferences};
+use wire::api::auth::{AuditEntry, ContentFilter, Preferences};
 use wire::api::matching::InterestMode;
 use wire::domain::Gender;
 
@@ -213,8 +213,31 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Bans the account (`Some`) or lifts its ban (`None`); `false` for an unknown id.
+    async fn set_ban(&self, id: Uuid, ban: Option<&Ban>) -> Result<bool, StoreError>;
+
+    /// The account's ban, if it is banned.
+    async fn ban_of(&self, id: Uuid) -> Result<Option<Ban>, StoreError>;
+
+    /// Appends an operator action to the audit log.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The newest `limit` entries of the audit log, newest first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
     /// Checks that the backend answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Why and since when an account is banned, and by which operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// Since when.
+    pub at: OffsetDateTime,
+    /// The operator's reason.
+    pub reason: String,
+    /// The operator.
+    pub by: Uuid,
 }
 
 /// SHA-256 of a refresh token: the only form in which refresh tokens are stored.

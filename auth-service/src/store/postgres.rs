@@ -11,8 +11,8 @@ use uuid::Uuid;
 use wire::api::auth::Preferences;
 
 use super::{
-    ACQUIRE_TIMEOUT, ProfileUpdate, StoreError, User, UserRow, UserStore, Widening,
-    content_filter_name, user_columns,
+    ACQUIRE_TIMEOUT, AuditEntry, Ban, ProfileUpdate, StoreError, User, UserRow, UserStore,
+    Widening, content_filter_name, user_columns,
 };
 
 /// Migrations of the PostgreSQL schema.
@@ -172,6 +172,68 @@ impl UserStore for PgUserStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_ban(&self, id: Uuid, ban: Option<&Ban>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET banned_at = $1, ban_reason = $2, banned_by = $3 WHERE id = $4",
+        )
+        .bind(ban.map(|b| b.at))
+        .bind(ban.map(|b| b.reason.as_str()))
+        .bind(ban.map(|b| b.by))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn ban_of(&self, id: Uuid) -> Result<Option<Ban>, StoreError> {
+        let row: Option<(Option<OffsetDateTime>, Option<String>, Option<Uuid>)> =
+            sqlx::query_as("SELECT banned_at, ban_reason, banned_by FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some((Some(at), Some(reason), Some(by))) => Some(Ban { at, reason, by }),
+            _ => None,
+        })
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_audit (id, at, operator_id, action, target_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(entry.id)
+        .bind(entry.at)
+        .bind(entry.operator_id)
+        .bind(&entry.action)
+        .bind(entry.target_id)
+        .bind(&entry.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<(Uuid, OffsetDateTime, Uuid, String, Uuid, String)> = sqlx::query_as(
+            "SELECT id, at, operator_id, action, target_id, detail FROM admin_audit ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, operator_id, action, target_id, detail)| AuditEntry {
+                    id,
+                    at,
+                    operator_id,
+                    action,
+                    target_id,
+                    detail,
+                },
+            )
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

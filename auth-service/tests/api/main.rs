@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod admin;
 mod internal;
 mod me;
 mod outage;

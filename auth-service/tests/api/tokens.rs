@@ -289,3 +289,36 @@ async fn the_jwks_publishes_the_signing_key() {
     assert_eq!(keys[0]["alg"], "EdDSA");
     assert!(keys[0].get("d").is_none(), "no private part");
 }
+
+#[tokio::test]
+async fn a_log_in_beyond_the_session_cap_ends_the_oldest_session() {
+    let app = TestApp::with_config(AuthConfig {
+        max_sessions: 2,
+        ..AuthConfig::default()
+    })
+    .await;
+    let name = username("eve");
+    let first = app.signup_user(&name).await;
+    let second = app.login_tokens(&name, PASSWORD).await;
+
+    let third = app.login_tokens(&name, PASSWORD).await;
+
+    app.refresh(&first.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_refresh_token");
+    app.me(&first.access)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "session_ended");
+    let listed = app.sessions(&third.access).await;
+    listed.assert_status(StatusCode::OK);
+    let ids: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", listed.body);
+    assert!(ids.contains(&second.session_id.as_str()));
+    assert!(ids.contains(&third.session_id.as_str()));
+}

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use service_kit::error::ApiError;
+use utoipa::OpenApi as _;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 
 use crate::state::AppState;
@@ -15,6 +16,14 @@ pub async fn document(State(state): State<AppState>) -> Response {
         Err(err) => err.into_response(),
     }
 }
+
+/// The routes the gateway answers itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(super::ws::upgrade),
+    tags((name = "realtime", description = "The WebSocket event stream (docs/PROTOCOL.md)"))
+)]
+struct GatewayApi;
 
 async fn merged(state: &AppState) -> Result<OpenApi, ApiError> {
     let upstreams = state.upstreams();
@@ -31,6 +40,8 @@ async fn merged(state: &AppState) -> Result<OpenApi, ApiError> {
                 .build(),
         )
         .build();
+    // The WebSocket handshake is the gateway's own route.
+    doc.merge(GatewayApi::openapi());
     for client in [&upstreams.auth, &upstreams.message, &upstreams.matching] {
         let part: OpenApi = client
             .get_json("/openapi.json")

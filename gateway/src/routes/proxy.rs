@@ -36,6 +36,18 @@ pub fn route_for(path: &str) -> Option<Route> {
     }
 }
 
+/// The upstream for an operator (moderation) path, served only on the operator listener.
+pub fn operator_route_for(path: &str) -> Option<Route> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/v1/admin/users") || path == "/v1/admin/audit" {
+        Some(Route::Auth)
+    } else if under("/v1/admin/reports") {
+        Some(Route::Message)
+    } else {
+        None
+    }
+}
+
 /// Routes that need no access token: signing up, logging in, refreshing, the JWKS.
 pub fn is_anonymous(method: &Method, path: &str) -> bool {
     matches!(
@@ -70,15 +82,43 @@ pub fn strip_hop_headers(headers: &mut HeaderMap) {
 
 /// Fallback handler: every public REST route.
 pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
-    match forward_inner(&state, request).await {
+    match forward_inner(&state, request, route_for).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
 }
 
-async fn forward_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+/// Fallback handler of the operator listener: the moderation routes (the services check
+/// the `admin` role; so does this handler, to refuse early).
+pub async fn forward_operator(State(state): State<AppState>, request: Request) -> Response {
+    let admin =
+        service_kit::auth::authenticate(request.headers(), state.verifier()).and_then(|user| {
+            if user.claims.role == wire::api::auth::Role::Admin {
+                Ok(user)
+            } else {
+                Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    service_kit::error::ErrorCode::AdminRequired,
+                    "this route is for operators",
+                ))
+            }
+        });
+    if let Err(err) = admin {
+        return err.into_response();
+    }
+    match forward_inner(&state, request, operator_route_for).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn forward_inner(
+    state: &AppState,
+    request: Request,
+    route_of: fn(&str) -> Option<Route>,
+) -> Result<Response, ApiError> {
     let path = request.uri().path().to_owned();
-    let route = route_for(&path).ok_or_else(|| ApiError::not_found("no such route"))?;
+    let route = route_of(&path).ok_or_else(|| ApiError::not_found("no such route"))?;
     if !is_anonymous(request.method(), &path) {
         service_kit::auth::authenticate(request.headers(), state.verifier())?;
     }
@@ -128,6 +168,18 @@ mod tests {
         assert_eq!(route_for("/v1/chats/abc/messages"), Some(Route::Message));
         assert_eq!(route_for("/v1/blocks"), Some(Route::Message));
         assert_eq!(route_for("/v1/queue"), Some(Route::Matching));
+        // Moderation is never public, and only moderation is on the operator listener.
+        assert_eq!(route_for("/v1/admin/users/x/ban"), None);
+        assert_eq!(
+            operator_route_for("/v1/admin/users/x/ban"),
+            Some(Route::Auth)
+        );
+        assert_eq!(operator_route_for("/v1/admin/audit"), Some(Route::Auth));
+        assert_eq!(
+            operator_route_for("/v1/admin/reports"),
+            Some(Route::Message)
+        );
+        assert_eq!(operator_route_for("/v1/me"), None);
     }
 
     #[test]

@@ -7,14 +7,32 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use service_kit::error::ApiError;
 use service_kit::error::ErrorCode;
+use service_kit::error::{ApiError, ErrorBody};
 use tower::ServiceExt;
 
 use crate::routes::proxy::strip_hop_headers;
 use crate::state::{AppState, WsUpstream};
 
 /// GET /v1/ws
+///
+/// The access token comes in `Authorization: Bearer <token>` or, from browsers, as a
+/// `Sec-WebSocket-Protocol` entry `rc.bearer.<token>` next to `rc.v1` (never in the URL).
+/// After the upgrade the frames are those of docs/PROTOCOL.md.
+#[utoipa::path(
+    get,
+    path = "/v1/ws",
+    tag = "realtime",
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; see docs/PROTOCOL.md"),
+        (status = 400, description = "`websocket_required`: not a WebSocket handshake", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests from this IP; see Retry-After", body = ErrorBody),
+        (status = 503, description = "`no_ws_handler` or `backend_unavailable`; see Retry-After", body = ErrorBody),
+    )
+)]
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     if let Err(err) = service_kit::auth::authenticate(request.headers(), state.verifier()) {
         return err.into_response();

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "Waiting, or already matched", body = QueueStatus),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 422, description = "A criterion is invalid (the error names the field)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many joins; see Retry-After", body = ErrorBody),
         (status = 503, description = "The queue or a peer service is unavailable", body = ErrorBody),
     )
 )]
@@ -47,6 +48,10 @@ pub async fn join(
     auth: AuthUser,
     Json(body): Json<JoinQueueRequest>,
 ) -> Result<Json<QueueStatus>, MatchError> {
+    state
+        .join_limiter()
+        .check(auth.user_id)
+        .map_err(|retry_after| MatchError::TooManyJoins { retry_after })?;
     matcher::join(&state, auth.user_id, &body).await.map(Json)
 }
 

@@ -1450,6 +1450,7 @@ fn matcher_on(store: Arc<dyn QueueStore>, peers: &PeerStandIns, clock: &ManualCl
         claim_timeout: secs(30),
         sweep_batch: 256,
         sweep_concurrency: 8,
+        ..MatchingConfig::default()
     };
     AppState::new(
         store,

@@ -38,7 +38,8 @@ pub fn router() -> Router<AppState> {
         (status = 201, description = "Blocked", body = BlockedUser),
         (status = 200, description = "Already blocked", body = BlockedUser),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 422, description = "Blocking oneself", body = ErrorBody),
+        (status = 422, description = "`cannot_block_self`, or `too_many_blocks` (the cap)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many blocks; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn block(
@@ -51,6 +52,22 @@ pub async fn block(
             "user_id",
             ErrorCode::CannotBlockSelf,
             "you cannot block yourself",
+        ));
+    }
+    state
+        .block_limiter()
+        .check(auth.user_id)
+        .map_err(|retry_after| MessageError::RateLimited {
+            what: "blocks",
+            retry_after,
+        })?;
+    let max = state.config().max_blocks as usize;
+    let blocked = state.store().blocks_of(auth.user_id).await?;
+    if blocked.len() >= max && !blocked.iter().any(|b| b.user_id == request.user_id) {
+        return Err(MessageError::validation(
+            "user_id",
+            ErrorCode::TooManyBlocks,
+            format!("at most {max} users can be blocked; unblock someone first"),
         ));
     }
     let written = state

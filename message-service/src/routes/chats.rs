@@ -189,6 +189,7 @@ pub async fn history(
         (status = 200, description = "The ended chat", body = ChatSummary),
         (status = 401, description = "Missing or invalid access token", body = ErrorBody),
         (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many chats ended; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn end_chat(
@@ -196,6 +197,13 @@ pub async fn end_chat(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChatSummary>, MessageError> {
+    state
+        .end_limiter()
+        .check(auth.user_id)
+        .map_err(|retry_after| MessageError::RateLimited {
+            what: "chat ends",
+            retry_after,
+        })?;
     let ended = state
         .store()
         .end_chat(id, auth.user_id, crate::store::now())

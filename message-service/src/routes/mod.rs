@@ -6,6 +6,7 @@
 //! - [`internal`] — chats, appends, watermarks and blocks for other services
 //!   (`/internal/*`, service credential).
 
+pub mod admin;
 pub mod blocks;
 pub mod chats;
 pub mod internal;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .merge(blocks::router())
         .merge(reports::router())
         .merge(internal::router())
+        .merge(admin::router())
 }
 
 /// Default page size of chat lists.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::Duration;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
-use wire::api::message::{Message, Report};
+use wire::api::message::{Message, Report, ReportOutcome, ReportResolution};
 use wire::domain::Gender;
 
 use super::{ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
@@ -30,6 +30,7 @@ pub async fn run_all(store: Arc<dyn MessageStore>) {
     a_users_chats_list_newest_first(s).await;
     blocks_are_idempotent_and_seen_from_both_sides(s).await;
     reports_are_stored_and_counted_per_reporter(s).await;
+    reports_are_reviewed_oldest_first_and_resolved_once(s).await;
     concurrent_appends_have_no_gaps_and_no_duplicates(store.clone(), 40).await;
     let outcomes = same_client_msg_id_concurrently(store, 40).await;
     assert_one_message(&outcomes);
@@ -516,6 +517,67 @@ async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore
     assert!(!store.unblock(a, b).await.unwrap());
     assert!(!store.is_blocked(b, a).await.unwrap());
     assert!(store.blockers_of(b).await.unwrap().is_empty());
+}
+
+async fn reports_are_reviewed_oldest_first_and_resolved_once(store: &dyn MessageStore) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let t0 = now();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let report = Report {
+            id: Uuid::now_v7(),
+            reporter_id: a,
+            reported_id: b,
+            chat_id: Uuid::new_v4(),
+            message_ids: vec![Uuid::new_v4()],
+            reason: format!("review {i}"),
+            created_at: t0 + Duration::seconds(i),
+        };
+        store.add_report(&report).await.unwrap();
+        ids.push(report.id);
+    }
+    let mine = |listed: Vec<(Report, Option<ReportResolution>)>| -> Vec<(Uuid, bool)> {
+        listed
+            .into_iter()
+            .filter(|(r, _)| ids.contains(&r.id))
+            .map(|(r, resolution)| (r.id, resolution.is_some()))
+            .collect()
+    };
+    let open = mine(store.reports(true, 1000).await.unwrap());
+    assert_eq!(open, vec![(ids[0], false), (ids[1], false)], "oldest first");
+
+    let first = ReportResolution {
+        outcome: ReportOutcome::Actioned,
+        note: "banned".to_owned(),
+        by: Uuid::new_v4(),
+        at: t0 + Duration::seconds(5),
+    };
+    let (report, resolution) = store.resolve_report(ids[0], &first).await.unwrap().unwrap();
+    assert_eq!((report.id, resolution.clone()), (ids[0], first.clone()));
+    // Once: a second resolution keeps the first.
+    let second = ReportResolution {
+        outcome: ReportOutcome::Dismissed,
+        ..first.clone()
+    };
+    let (_, kept) = store
+        .resolve_report(ids[0], &second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept, first);
+    assert_eq!(
+        store.resolve_report(Uuid::new_v4(), &first).await.unwrap(),
+        None
+    );
+
+    assert_eq!(
+        mine(store.reports(true, 1000).await.unwrap()),
+        vec![(ids[1], false)]
+    );
+    assert_eq!(
+        mine(store.reports(false, 1000).await.unwrap()),
+        vec![(ids[0], true), (ids[1], false)]
+    );
 }
 
 async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStore) {

@@ -25,7 +25,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
-use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
+use wire::api::message::{
+    BlockedUser, Chat, Message, Report, ReportOutcome, ReportResolution, Watermark,
+};
 
 /// How long a request waits for the backend before answering 503: a backend that is down
 /// must fail requests fast rather than pile them up.
@@ -220,6 +222,25 @@ impl ChatCursor {
     }
 }
 
+/// The stored name of a report outcome.
+pub(crate) fn outcome_name(outcome: ReportOutcome) -> &'static str {
+    match outcome {
+        ReportOutcome::Dismissed => "dismissed",
+        ReportOutcome::Actioned => "actioned",
+    }
+}
+
+/// The outcome with this stored name.
+pub(crate) fn parse_outcome(name: &str) -> Result<ReportOutcome, StoreError> {
+    match name {
+        "dismissed" => Ok(ReportOutcome::Dismissed),
+        "actioned" => Ok(ReportOutcome::Actioned),
+        other => Err(StoreError::Backend(format!(
+            "unknown report outcome {other:?}"
+        ))),
+    }
+}
+
 /// Chats, messages, watermarks, blocks and reports.
 #[async_trait]
 pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
@@ -343,6 +364,21 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
         since: OffsetDateTime,
     ) -> Result<Vec<OffsetDateTime>, StoreError>;
 
+    /// Reports for review, oldest first, at most `limit`; only unresolved ones when
+    /// `open_only`. Each with its resolution, if any.
+    async fn reports(
+        &self,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<(Report, Option<ReportResolution>)>, StoreError>;
+
+    /// Records the resolution of report `id` if it has none yet; the report with its
+    /// resolution (the earlier one if it had one), or `None` for an unknown id.
+    async fn resolve_report(
+        &self,
+        id: Uuid,
+        resolution: &ReportResolution,
+    ) -> Result<Option<(Report, ReportResolution)>, StoreError>;
     /// Checks that the backend answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -34,11 +34,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
-use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
+use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, Watermark};
 
 use super::{
     BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
-    StoredChat, WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
+    StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome, to_i64,
+    to_millis, to_u64, watermark_targets,
 };
 
 /// How long an append keeps retrying transactions that conflict with other appends to
@@ -164,6 +165,45 @@ struct ReportDoc {
     message_ids: Vec<String>,
     reason: String,
     created_at: i64,
+    /// The operator's resolution; absent while the report is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolution: Option<ResolutionDoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResolutionDoc {
+    outcome: String,
+    note: String,
+    by: String,
+    at: i64,
+}
+
+impl ReportDoc {
+    fn into_parts(self) -> Result<(Report, Option<ReportResolution>), StoreError> {
+        let resolution = match self.resolution {
+            Some(r) => Some(ReportResolution {
+                outcome: parse_outcome(&r.outcome)?,
+                note: r.note,
+                by: parse_id(&r.by)?,
+                at: from_millis(r.at)?,
+            }),
+            None => None,
+        };
+        let report = Report {
+            id: parse_id(&self.id)?,
+            reporter_id: parse_id(&self.reporter_id)?,
+            reported_id: parse_id(&self.reported_id)?,
+            chat_id: parse_id(&self.chat_id)?,
+            message_ids: self
+                .message_ids
+                .iter()
+                .map(|id| parse_id(id))
+                .collect::<Result<_, _>>()?,
+            reason: self.reason,
+            created_at: from_millis(self.created_at)?,
+        };
+        Ok((report, resolution))
+    }
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, StoreError> {
@@ -1002,6 +1042,7 @@ impl MessageStore for MongoMessageStore {
             message_ids: report.message_ids.iter().map(Uuid::to_string).collect(),
             reason: report.reason.clone(),
             created_at: to_millis(report.created_at),
+            resolution: None,
         };
         self.reports.insert_one(&doc).await?;
         Ok(())
@@ -1023,6 +1064,59 @@ impl MessageStore for MongoMessageStore {
             .try_collect()
             .await?;
         docs.iter().map(|d| from_millis(d.created_at)).collect()
+    }
+
+    async fn reports(
+        &self,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<(Report, Option<ReportResolution>)>, StoreError> {
+        let filter = if open_only {
+            doc! { "resolution": { "$exists": false } }
+        } else {
+            doc! {}
+        };
+        let docs: Vec<ReportDoc> = self
+            .reports
+            .find(filter)
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .limit(i64::from(limit))
+            .await?
+            .try_collect()
+            .await?;
+        docs.into_iter().map(ReportDoc::into_parts).collect()
+    }
+
+    async fn resolve_report(
+        &self,
+        id: Uuid,
+        resolution: &ReportResolution,
+    ) -> Result<Option<(Report, ReportResolution)>, StoreError> {
+        let record = ResolutionDoc {
+            outcome: outcome_name(resolution.outcome).to_owned(),
+            note: resolution.note.clone(),
+            by: resolution.by.to_string(),
+            at: to_millis(resolution.at),
+        };
+        let record =
+            mongodb::bson::to_document(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.reports
+            .update_one(
+                doc! { "_id": id.to_string(), "resolution": { "$exists": false } },
+                doc! { "$set": { "resolution": record } },
+            )
+            .await?;
+        let found = self
+            .reports
+            .find_one(doc! { "_id": id.to_string() })
+            .await?;
+        match found.map(ReportDoc::into_parts).transpose()? {
+            Some((report, Some(resolution))) => Ok(Some((report, resolution))),
+            Some((_, None)) => Err(StoreError::Backend(format!(
+                "report {id} is still open after resolving it"
+            ))),
+            None => Ok(None),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -18,11 +18,12 @@ use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
-use wire::api::message::{BlockedUser, Chat, Message, Report, Watermark};
+use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, Watermark};
 
 use super::{
     BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
-    StoredChat, WatermarkMark, Written, from_millis, to_i64, to_millis, to_u64, watermark_targets,
+    StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome, to_i64,
+    to_millis, to_u64, watermark_targets,
 };
 
 /// Migrations of the SQLite schema.
@@ -720,8 +721,96 @@ impl MessageStore for SqliteMessageStore {
         times.into_iter().map(from_millis).collect()
     }
 
+    async fn reports(
+        &self,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<(Report, Option<ReportResolution>)>, StoreError> {
+        let rows: Vec<ReportRow> = sqlx::query_as(
+            "SELECT id, reporter_id, reported_id, chat_id, message_ids, reason, created_at, \
+             outcome, note, resolved_by, resolved_at FROM reports \
+             WHERE (? = 0 OR resolved_at IS NULL) ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(i64::from(open_only))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ReportRow::into_parts).collect()
+    }
+
+    async fn resolve_report(
+        &self,
+        id: Uuid,
+        resolution: &ReportResolution,
+    ) -> Result<Option<(Report, ReportResolution)>, StoreError> {
+        sqlx::query(
+            "UPDATE reports SET outcome = ?, note = ?, resolved_by = ?, resolved_at = ? \
+             WHERE id = ? AND resolved_at IS NULL",
+        )
+        .bind(outcome_name(resolution.outcome))
+        .bind(&resolution.note)
+        .bind(resolution.by)
+        .bind(to_millis(resolution.at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let row: Option<ReportRow> = sqlx::query_as(
+            "SELECT id, reporter_id, reported_id, chat_id, message_ids, reason, created_at, \
+             outcome, note, resolved_by, resolved_at FROM reports WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row.map(ReportRow::into_parts).transpose()? {
+            Some((report, Some(resolution))) => Ok(Some((report, resolution))),
+            Some((_, None)) => Err(StoreError::Backend(format!(
+                "report {id} is still open after resolving it"
+            ))),
+            None => Ok(None),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ReportRow {
+    id: Uuid,
+    reporter_id: Uuid,
+    reported_id: Uuid,
+    chat_id: Uuid,
+    message_ids: Json<Vec<Uuid>>,
+    reason: String,
+    created_at: i64,
+    outcome: Option<String>,
+    note: Option<String>,
+    resolved_by: Option<Uuid>,
+    resolved_at: Option<i64>,
+}
+
+impl ReportRow {
+    fn into_parts(self) -> Result<(Report, Option<ReportResolution>), StoreError> {
+        let resolution = match (self.outcome, self.resolved_by, self.resolved_at) {
+            (Some(outcome), Some(by), Some(at)) => Some(ReportResolution {
+                outcome: parse_outcome(&outcome)?,
+                note: self.note.unwrap_or_default(),
+                by,
+                at: from_millis(at)?,
+            }),
+            _ => None,
+        };
+        let report = Report {
+            id: self.id,
+            reporter_id: self.reporter_id,
+            reported_id: self.reported_id,
+            chat_id: self.chat_id,
+            message_ids: self.message_ids.0,
+            reason: self.reason,
+            created_at: from_millis(self.created_at)?,
+        };
+        Ok((report, resolution))
     }
 }

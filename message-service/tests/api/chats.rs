@@ -56,6 +56,13 @@ async fn my_chats_list_newest_first_with_partner_last_message_and_unread_count()
     assert_eq!(chats[1]["last_message"]["client_msg_id"], "mine");
     assert_eq!(chats[1]["last_message"]["status"]["state"], "sent");
     assert_eq!(chats[1]["last_seq"], 4);
+    // Every participant's watermarks: mine (read up to 2), the partner's (nothing yet).
+    let marks = chats[1]["watermarks"].as_array().unwrap();
+    assert_eq!(marks.len(), 2);
+    let mine = marks.iter().find(|w| w["user_id"] == json!(me.id)).unwrap();
+    assert_eq!(mine["read_seq"], 2);
+    let partners = marks.iter().find(|w| w["user_id"] == json!(p1.id)).unwrap();
+    assert_eq!(partners["read_seq"], 0);
 
     let page = app
         .public(Method::GET, "/v1/chats?limit=1", &me, None)

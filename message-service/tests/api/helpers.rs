@@ -110,6 +110,17 @@ impl TestApp {
         User { id, token }
     }
 
+    /// A new operator (a token with the `admin` role).
+    pub fn admin(&self) -> User {
+        let id = Uuid::new_v4();
+        let grant = service_kit::token::Grant {
+            role: wire::api::auth::Role::Admin,
+            ..service_kit::token::Grant::user(id, Uuid::new_v4())
+        };
+        let (token, _) = self.signer.sign_grant(&grant, Duration::from_secs(600));
+        User { id, token }
+    }
+
     /// Sends one request with an optional bearer token and extra headers.
     pub async fn send(
         &self,

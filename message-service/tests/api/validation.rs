@@ -173,6 +173,7 @@ async fn reports_are_validated_and_rate_limited() {
     let app = TestApp::with_config(MessageConfig {
         reports_per_window: 2,
         report_window: std::time::Duration::from_secs(3600),
+        ..MessageConfig::default()
     })
     .await;
     let (a, b) = (app.user(), app.user());
@@ -220,6 +221,7 @@ async fn concurrent_reports_cannot_pass_the_limit_together() {
     let app = TestApp::with_config(MessageConfig {
         reports_per_window: 10,
         report_window: std::time::Duration::from_secs(3600),
+        ..MessageConfig::default()
     })
     .await;
     let (a, b) = (app.user(), app.user());
@@ -235,4 +237,139 @@ async fn concurrent_reports_cannot_pass_the_limit_together() {
         .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!((created, limited), (10, 20));
+}
+
+#[tokio::test]
+async fn blocks_are_capped_and_rate_limited_per_user() {
+    let app = TestApp::with_config(MessageConfig {
+        blocks_burst: 3,
+        blocks_refill: std::time::Duration::from_secs(3600),
+        max_blocks: 2,
+        ..MessageConfig::default()
+    })
+    .await;
+    let (a, b, c, d) = (app.user(), app.user(), app.user(), app.user());
+    app.block(&a, &b).await.assert_status(StatusCode::CREATED);
+    app.block(&a, &c).await.assert_status(StatusCode::CREATED);
+    // The cap: a third user cannot be blocked (nothing is stored)...
+    let refused = app.block(&a, &d).await;
+    refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "too_many_blocks");
+    assert_eq!(refused.error_field(), "user_id");
+    let listed = app.public(Method::GET, "/v1/blocks", &a, None).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2);
+    // ...and the burst of three is spent: the next block waits.
+    let limited = app.block(&a, &b).await;
+    limited.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    // Others are not affected.
+    app.block(&d, &a).await.assert_status(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn ending_chats_is_rate_limited_per_user() {
+    let app = TestApp::with_config(MessageConfig {
+        ends_burst: 2,
+        ends_refill: std::time::Duration::from_secs(3600),
+        ..MessageConfig::default()
+    })
+    .await;
+    let (a, b) = (app.user(), app.user());
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let chat = app.chat_between(&[&a, &b]).await;
+        let answer = app
+            .public(Method::POST, &format!("/v1/chats/{chat}/end"), &a, None)
+            .await;
+        answer.assert_status(expected);
+    }
+    // The partner's own allowance is untouched.
+    let chat = app.chat_between(&[&a, &b]).await;
+    app.public(Method::POST, &format!("/v1/chats/{chat}/end"), &b, None)
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn operators_review_reports_with_their_evidence_and_resolve_them_once() {
+    let app = TestApp::spawn().await;
+    let (a, b) = (app.user(), app.user());
+    let chat = app.chat_between(&[&a, &b]).await;
+    let rude = app.send_message(chat, &b, "rude").await;
+    let rude_id = rude["id"].as_str().unwrap().to_owned();
+    let filed = app
+        .report(
+            &a,
+            json!({ "user_id": b.id, "chat_id": chat, "reason": "insults", "message_ids": [rude_id] }),
+        )
+        .await;
+    filed.assert_status(StatusCode::CREATED);
+    let report_id = filed.body["id"].as_str().unwrap().to_owned();
+
+    // Not for users.
+    app.public(Method::GET, "/v1/admin/reports", &a, None)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "admin_required");
+
+    let operator = app.admin();
+    let open = app
+        .public(Method::GET, "/v1/admin/reports", &operator, None)
+        .await;
+    open.assert_status(StatusCode::OK);
+    let review = open
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["report"]["id"] == json!(report_id))
+        .expect("the report is open")
+        .clone();
+    assert_eq!(review["report"]["reason"], "insults");
+    assert_eq!(review["evidence"][0]["id"], json!(rude_id));
+    assert_eq!(review["evidence"][0]["client_msg_id"], "rude");
+    assert_eq!(review["resolution"], json!(null));
+
+    let path = format!("/v1/admin/reports/{report_id}/resolve");
+    let resolved = app
+        .public(
+            Method::POST,
+            &path,
+            &operator,
+            Some(json!({ "outcome": "actioned", "note": "banned for a week" })),
+        )
+        .await;
+    resolved.assert_status(StatusCode::OK);
+    assert_eq!(resolved.body["resolution"]["outcome"], "actioned");
+    assert_eq!(resolved.body["resolution"]["by"], json!(operator.id));
+    // Resolved once: a second resolution is answered with the first.
+    let again = app
+        .public(
+            Method::POST,
+            &path,
+            &operator,
+            Some(json!({ "outcome": "dismissed" })),
+        )
+        .await;
+    assert_eq!(again.body["resolution"]["outcome"], "actioned");
+    let open = app
+        .public(Method::GET, "/v1/admin/reports", &operator, None)
+        .await;
+    assert!(
+        open.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["report"]["id"] != json!(report_id)),
+        "no longer open"
+    );
+    app.public(
+        Method::POST,
+        &format!("/v1/admin/reports/{}/resolve", Uuid::new_v4()),
+        &operator,
+        Some(json!({ "outcome": "dismissed" })),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
 }

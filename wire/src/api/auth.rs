@@ -319,3 +319,54 @@ endpoint! {
     /// Internal `GET /internal/users/{id}/profile`: what other users may know of a user.
     GetPublicProfile: GET "/internal/users/{id}/profile", uuid::Uuid, () => PublicProfile
 }
+
+/// `POST /v1/admin/users/{id}/ban` (operators only): why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BanRequest {
+    /// The reason, for the audit log and the user (1 to 1000 characters).
+    pub reason: String,
+}
+
+/// `GET /v1/admin/audit` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct AuditQuery {
+    /// Most entries, newest first, 1 to 500 (default 100).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
+    pub limit: Option<u32>,
+}
+
+/// One operator action, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Entry id (time-ordered).
+    pub id: Uuid,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: OffsetDateTime,
+    /// The operator's user id.
+    pub operator_id: Uuid,
+    /// What was done: `ban` or `unban`.
+    pub action: String,
+    /// The account it was done to.
+    pub target_id: Uuid,
+    /// Details (the ban reason).
+    pub detail: String,
+}
+
+endpoint! {
+    /// `POST /v1/admin/users/{id}/ban` (operators only): bans an account; every session
+    /// of it ends at once.
+    BanUser: POST "/v1/admin/users/{id}/ban", uuid::Uuid, BanRequest => ()
+}
+endpoint! {
+    /// `DELETE /v1/admin/users/{id}/ban` (operators only): lifts a ban.
+    UnbanUser: DELETE "/v1/admin/users/{id}/ban", uuid::Uuid, () => ()
+}
+endpoint! {
+    /// `GET /v1/admin/audit` (operators only): the operator actions, newest first.
+    GetAuditLog: GET "/v1/admin/audit", (), AuditQuery => Vec<AuditEntry>
+}

@@ -283,6 +283,10 @@ pub struct ChatSummary {
     pub unread_count: u64,
     /// Highest seq in the chat.
     pub last_seq: u64,
+    /// Every participant's delivered and read watermarks now (the caller's included): what
+    /// a client shows as delivered / read marks on the caller's own messages.
+    #[serde(default)]
+    pub watermarks: Vec<Watermark>,
 }
 
 /// `GET /v1/chats` query: a page of the caller's chats, newest first.
@@ -290,6 +294,7 @@ pub struct ChatSummary {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct ChatListQuery {
     /// Most chats to return, 1 to 100 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// The `next_before` of the previous page: chats older than that page's last one.
     /// Absent: the newest page.
@@ -315,6 +320,7 @@ pub struct HistoryQuery {
     /// Messages with seq above this.
     pub after: Option<u64>,
     /// Page size, 1 to 100 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
 }
 
@@ -326,6 +332,68 @@ pub struct HistoryPage {
     pub messages: Vec<MessageView>,
     /// Whether more messages exist in the direction of the query.
     pub has_more: bool,
+}
+
+/// How an operator resolved a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReportOutcome {
+    /// Nothing wrong was found.
+    Dismissed,
+    /// Action was taken (for example a ban, recorded in the audit log).
+    Actioned,
+}
+
+/// An operator's resolution of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportResolution {
+    /// The outcome.
+    pub outcome: ReportOutcome,
+    /// The operator's note.
+    pub note: String,
+    /// The operator.
+    pub by: Uuid,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: OffsetDateTime,
+}
+
+/// A report as operators review it: the report, the reported messages as evidence, and
+/// its resolution once there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReportReview {
+    /// The report.
+    pub report: Report,
+    /// The reported messages, in seq order (what was stored, never masked).
+    pub evidence: Vec<Message>,
+    /// How it was resolved; absent while open.
+    pub resolution: Option<ReportResolution>,
+}
+
+/// `GET /v1/admin/reports` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct ReportsQuery {
+    /// Only open (unresolved) reports (default true).
+    pub open: Option<bool>,
+    /// Most reports, oldest first, 1 to 100 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    pub limit: Option<u32>,
+}
+
+/// `POST /v1/admin/reports/{id}/resolve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolveReportRequest {
+    /// The outcome.
+    pub outcome: ReportOutcome,
+    /// A note for the record (up to 1000 characters; may be empty).
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `POST /v1/blocks`.
@@ -364,7 +432,7 @@ pub struct ReportRequest {
 }
 
 /// A stored report, for moderators.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     /// Report id.
@@ -679,4 +747,12 @@ mod tests {
             Err(TextError::ClientMsgIdInvalid)
         );
     }
+}
+endpoint! {
+    /// `GET /v1/admin/reports` (operators only): reports with their evidence, oldest first.
+    ListReports: GET "/v1/admin/reports", (), ReportsQuery => Vec<ReportReview>
+}
+endpoint! {
+    /// `POST /v1/admin/reports/{id}/resolve` (operators only): records the outcome.
+    ResolveReport: POST "/v1/admin/reports/{id}/resolve", uuid::Uuid, ResolveReportRequest => ReportReview
 }

@@ -99,13 +99,17 @@ where
         )
         .run(sink, queue, closer.clone()),
     );
-    tokio::spawn(presence::connected(
-        state.clone(),
-        user_id,
-        count,
-        active,
-        outbound.clone(),
-    ));
+    if let Some(active) = active {
+        // The partners' presence goes out right after `hello`, before the reader takes
+        // the client's first frame (a `resume` is answered after it).
+        presence::current(&state, user_id, &active, &outbound).await;
+        tokio::spawn(presence::announce_online(
+            state.clone(),
+            user_id,
+            count,
+            active,
+        ));
+    }
     reader::Reader::new(
         state.clone(),
         user_id,

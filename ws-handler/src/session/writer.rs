@@ -206,13 +206,29 @@ impl Writer {
                 None => self.live_message(sink, message).await,
             },
             Outbound::Frame(ack @ ServerFrame::Ack { .. }) => self.ack(sink, ack).await,
-            Outbound::Frame(frame) => {
-                if let ServerFrame::Matched { info } = &frame {
-                    // A new chat: everything in it is for this connection.
-                    self.sent.entry(info.chat_id).or_insert(0);
+            Outbound::Frame(ServerFrame::Matched { info }) => {
+                // A new chat: everything in it is for this connection.
+                self.sent.entry(info.chat_id).or_insert(0);
+                let (chat_id, partner) = (info.chat_id, info.partner.id);
+                self.send(sink, &ServerFrame::Matched { info }).await?;
+                // And whether the new partner is online now (later changes follow as
+                // `presence` events like for any chat).
+                match chats::connections_of(&self.state.peers().ws_manager, partner).await {
+                    Ok(connections) => {
+                        let presence = ServerFrame::Presence {
+                            chat_id,
+                            user_id: partner,
+                            online: !connections.is_empty(),
+                        };
+                        self.send(sink, &presence).await
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot look up a new partner's presence");
+                        Ok(())
+                    }
                 }
-                self.send(sink, &frame).await
             }
+            Outbound::Frame(frame) => self.send(sink, &frame).await,
             Outbound::Resume(points) => {
                 self.resume(sink, points).await?;
                 self.release(sink).await
@@ -369,27 +385,28 @@ impl Writer {
             }
         }
         let message_service = self.state.peers().message.clone();
-        // Chats the cache does not know are looked up in one call listing the user's
-        // recent chats, not one call each: a resume naming hundreds of chats that are not
-        // the user's costs one request.
+        // One call lists the user's recent chats: chats the cache does not know are
+        // checked against it (a resume naming hundreds of chats that are not the user's
+        // costs one request, not one each), and it tells which chats have ended.
         let state = self.state.clone();
         let cache = state.chats();
-        let mut recent: Option<(std::collections::HashSet<Uuid>, bool)> = None;
-        if wanted.iter().any(|(chat, _)| cache.cached(*chat).is_none())
-            && let Ok(chats) = chats::recent_chats(&message_service, self.user_id).await
-        {
-            let complete = chats.len() < chats::RECENT_CHATS as usize;
-            for chat in &chats {
-                cache.remember(chat);
+        let mut recent: Option<(HashMap<Uuid, Chat>, bool)> = None;
+        match chats::recent_chats(&message_service, self.user_id).await {
+            Ok(chats) => {
+                let complete = chats.len() < chats::RECENT_CHATS as usize;
+                for chat in &chats {
+                    cache.remember(chat);
+                }
+                recent = Some((chats.into_iter().map(|c| (c.id, c)).collect(), complete));
             }
-            recent = Some((chats.iter().map(|c| c.id).collect(), complete));
+            Err(err) => tracing::debug!(error = %err, "cannot list the user's chats for a resume"),
         }
         let mut done = Vec::new();
         for (chat_id, last_seq) in wanted {
             let member = match (&recent, cache.cached(chat_id)) {
                 (_, Some(participants)) => Ok(participants.contains(&self.user_id)),
                 // Not among every chat the user has: not theirs, no call needed.
-                (Some((ids, true)), None) => Ok(ids.contains(&chat_id)),
+                (Some((ids, true)), None) => Ok(ids.contains_key(&chat_id)),
                 _ => cache
                     .participants(&message_service, chat_id)
                     .await
@@ -415,6 +432,17 @@ impl Writer {
             if let Err(err) = self.fill(sink, chat_id, last_seq, u64::MAX).await? {
                 self.send(sink, &client_error_frame(err, "resume", None))
                     .await?;
+            }
+            // A chat that ended while the client was away says so after its catch-up.
+            if let Some(chat) = recent.as_ref().and_then(|(chats, _)| chats.get(&chat_id))
+                && let (Some(ended_at), Some(ended_by)) = (chat.ended_at, chat.ended_by)
+            {
+                let ended = ServerFrame::ChatEnded {
+                    chat_id,
+                    ended_by,
+                    ended_at,
+                };
+                self.send(sink, &ended).await?;
             }
             done.push(ResumePoint {
                 chat_id,
