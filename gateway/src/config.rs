@@ -83,6 +83,11 @@ pub struct Limits {
     #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", default_value_t = 0)]
     pub trusted_proxies: usize,
 
+    /// Milliseconds a ws-handler may take to answer a proxied WebSocket handshake (connect
+    /// included) before the next instance is tried.
+    #[arg(long, env = "GATEWAY_WS_HANDSHAKE_TIMEOUT_MS", default_value_t = 5000)]
+    pub ws_handshake_timeout_ms: u64,
+
     /// Origins allowed by CORS, comma-separated; `*` allows any (tokens travel in
     /// headers, never cookies, so no credentials mode is needed).
     #[arg(
@@ -101,6 +106,7 @@ impl Default for Limits {
             rate_per_second: 50,
             rate_burst: 200,
             trusted_proxies: 0,
+            ws_handshake_timeout_ms: 5000,
             cors_origins: vec!["*".to_owned()],
         }
     }

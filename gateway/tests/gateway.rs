@@ -348,10 +348,27 @@ async fn spawn_echo_handler() -> String {
 }
 
 #[tokio::test]
-async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_ones() {
+async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_and_silent_ones() {
     let live_url = spawn_echo_handler().await;
+    // A handler that accepts connections and never answers them.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
     let handlers = vec![
-        // The least-loaded handler is dead: the gateway must move on to the next.
+        // The least-loaded handler never answers: the gateway gives up on it after the
+        // handshake timeout.
+        HandlerInfo {
+            handler_id: Uuid::new_v4(),
+            url: silent_url,
+            connections: 0,
+            last_seen: time::OffsetDateTime::now_utc(),
+        },
+        // The next is dead: the gateway must move on again.
         HandlerInfo {
             handler_id: Uuid::new_v4(),
             url: "http://127.0.0.1:9".to_owned(),
@@ -382,7 +399,11 @@ async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_ones() {
         matching: unused(),
         ws: WsUpstream::Discover(ServiceClient::in_process("ws-manager", ws_manager, None)),
     };
-    let app = gateway::app(AppState::new(upstreams, verifier, Limits::default()));
+    let limits = Limits {
+        ws_handshake_timeout_ms: 300,
+        ..Limits::default()
+    };
+    let app = gateway::app(AppState::new(upstreams, verifier, limits));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -402,7 +423,14 @@ async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_ones() {
         header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // The test's own bound turns a hang into a failure.
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("the gateway waited on the silent handler")
+    .unwrap();
     socket
         .send(tokio_tungstenite::tungstenite::Message::Text("hi".into()))
         .await

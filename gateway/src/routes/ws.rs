@@ -49,8 +49,14 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
                 Err(err) => return err.into_api_error().into_response(),
             };
             let mut request = request;
+            let limit = std::time::Duration::from_millis(state.limits().ws_handshake_timeout_ms);
             for handler in &handlers {
-                match proxy_upgrade(&handler.url, &mut request).await {
+                let attempt =
+                    tokio::time::timeout(limit, proxy_upgrade(&handler.url, &mut request));
+                let outcome = attempt
+                    .await
+                    .unwrap_or_else(|_| Err("the handshake timed out".to_owned()));
+                match outcome {
                     Ok(response) => return response,
                     Err(cause) => {
                         tracing::warn!(handler = %handler.handler_id, %cause, "ws-handler unreachable; trying the next");
