@@ -65,8 +65,8 @@ pub enum InterestError {
     /// A tag longer than [`MAX_INTEREST_CHARS`].
     #[error("an interest must be at most {MAX_INTEREST_CHARS} characters")]
     TooLong,
-    /// A tag with a control character.
-    #[error("an interest must not contain control characters")]
+    /// A tag with a control or invisible character.
+    #[error("an interest must not contain control or invisible characters")]
     ControlCharacter,
 }
 
@@ -98,7 +98,12 @@ impl Interest {
         if tag.chars().count() > MAX_INTEREST_CHARS {
             return Err(InterestError::TooLong);
         }
-        if tag.chars().any(char::is_control) {
+        // Invisible and direction-changing characters would make look-alike tags that
+        // never match each other.
+        if tag
+            .chars()
+            .any(|c| c.is_control() || is_invisible_or_bidi(c))
+        {
             return Err(InterestError::ControlCharacter);
         }
         Ok(Interest(tag))
@@ -184,6 +189,22 @@ mod tests {
         let mut many: Vec<String> = (0..=MAX_INTERESTS).map(|i| format!("t{i}")).collect();
         many.push(String::new());
         assert_eq!(normalize_interests(&many), Err(InterestError::TooMany));
+    }
+
+    #[test]
+    fn an_interest_with_invisible_characters_is_rejected() {
+        for tag in ["ch\u{200B}ess", "\u{202E}chess"] {
+            assert_eq!(
+                normalize_interests(&[tag]),
+                Err(InterestError::ControlCharacter),
+                "{tag:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_emoji_sequence_with_a_joiner_is_an_interest() {
+        assert!(normalize_interests(&["👩\u{200D}💻"]).is_ok());
     }
 
     #[test]

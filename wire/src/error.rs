@@ -112,7 +112,7 @@ error_codes! {
     InvalidBirthDate = "invalid_birth_date", transient = false;
     /// The user would be younger than 18.
     TooYoung = "too_young", transient = false;
-    /// An interest tag is empty, too long, or holds control characters.
+    /// An interest tag is empty, too long, or holds control or invisible characters.
     InvalidInterest = "invalid_interest", transient = false;
     /// More than 20 distinct interest tags.
     TooManyInterests = "too_many_interests", transient = false;
