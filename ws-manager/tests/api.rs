@@ -1,0 +1,198 @@
+//! ws-manager over HTTP, as ws-handlers and the other services call it: the service
+//! credential on every route, handler heartbeats and liveness, the connection registry,
+//! and delivery onto the relay bus of the handlers holding a user's connections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
+use service_kit::relay::RelayBus;
+use test_support::http::{TestResponse, send};
+use uuid::Uuid;
+use ws_manager::{AppState, ManagerConfig, MemoryStore};
+
+struct TestManager {
+    router: Router,
+    relay: RelayBus,
+    credential: ServiceCredential,
+}
+
+impl TestManager {
+    fn new() -> Self {
+        let relay = RelayBus::in_process();
+        let credential = ServiceCredential::random();
+        let state = AppState::new(
+            Arc::new(MemoryStore::new()),
+            relay.clone(),
+            credential.clone(),
+            ManagerConfig::default(),
+        );
+        Self {
+            router: ws_manager::app(state),
+            relay,
+            credential,
+        }
+    }
+
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> TestResponse {
+        let headers = [(SERVICE_TOKEN_HEADER, self.credential.expose())];
+        send(&self.router, method, uri, None, body, &headers).await
+    }
+
+    async fn heartbeat(&self, handler: Uuid, connections: u64) -> TestResponse {
+        self.call(
+            Method::PUT,
+            &format!("/internal/handlers/{handler}"),
+            Some(json!({"url": format!("http://{handler}.test"), "connections": connections})),
+        )
+        .await
+    }
+
+    async fn register(&self, user: Uuid, handler: Uuid, connection: Uuid) -> u64 {
+        let answer = self
+            .call(
+                Method::POST,
+                "/internal/connections",
+                Some(json!({
+                    "user_id": user,
+                    "connection": {"handler_id": handler, "connection_id": connection},
+                })),
+            )
+            .await;
+        answer.assert_status(StatusCode::OK);
+        answer.body["connections"].as_u64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_route_needs_the_service_credential() {
+    let manager = TestManager::new();
+    for (method, uri) in [
+        (Method::GET, "/internal/handlers".to_owned()),
+        (Method::POST, "/internal/connections".to_owned()),
+        (Method::POST, "/internal/deliver".to_owned()),
+        (
+            Method::GET,
+            format!("/internal/users/{}/connections", Uuid::new_v4()),
+        ),
+    ] {
+        let without = send(&manager.router, method.clone(), &uri, None, None, &[]).await;
+        without.assert_error(StatusCode::UNAUTHORIZED, "invalid_service_credential");
+        let forged = send(
+            &manager.router,
+            method,
+            &uri,
+            None,
+            None,
+            &[(SERVICE_TOKEN_HEADER, "not-the-service-credential")],
+        )
+        .await;
+        forged.assert_error(StatusCode::UNAUTHORIZED, "invalid_service_credential");
+    }
+}
+
+#[tokio::test]
+async fn connections_are_registered_listed_delivered_to_and_removed() {
+    let manager = TestManager::new();
+    let (busy, idle) = (Uuid::new_v4(), Uuid::new_v4());
+    manager
+        .heartbeat(busy, 7)
+        .await
+        .assert_status(StatusCode::OK);
+    manager
+        .heartbeat(idle, 1)
+        .await
+        .assert_status(StatusCode::OK);
+    let live = manager.call(Method::GET, "/internal/handlers", None).await;
+    live.assert_status(StatusCode::OK);
+    let ids: Vec<&str> = live
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["handler_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [idle.to_string(), busy.to_string()],
+        "least loaded first"
+    );
+
+    let user = Uuid::new_v4();
+    let (phone, laptop) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(manager.register(user, busy, phone).await, 1, "came online");
+    assert_eq!(manager.register(user, idle, laptop).await, 2);
+    let listed = manager
+        .call(
+            Method::GET,
+            &format!("/internal/users/{user}/connections"),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 2, "{}", listed.body);
+
+    // Delivery lands on the relay channel of each handler holding a connection.
+    let mut on_busy = manager.relay.subscribe(busy);
+    let delivered = manager
+        .call(
+            Method::POST,
+            "/internal/deliver",
+            Some(json!({
+                "user_ids": [user],
+                "event": {"type": "pong", "nonce": "n1"},
+            })),
+        )
+        .await;
+    delivered.assert_status(StatusCode::OK);
+    assert_eq!(delivered.body["routed"], 2, "{}", delivered.body);
+    let envelope = tokio::time::timeout(Duration::from_secs(20), on_busy.next())
+        .await
+        .expect("the envelope reaches the handler's channel")
+        .expect("the bus is open");
+    assert_eq!(envelope.connection_ids, vec![phone]);
+
+    let left = manager
+        .call(
+            Method::DELETE,
+            &format!("/internal/connections/{user}/{phone}"),
+            None,
+        )
+        .await;
+    assert_eq!(left.body["connections"], 1);
+    // A handler that shuts down takes its connections with it.
+    manager
+        .call(Method::DELETE, &format!("/internal/handlers/{idle}"), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let listed = manager
+        .call(
+            Method::GET,
+            &format!("/internal/users/{user}/connections"),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body, json!([]), "the user is offline");
+}
+
+#[tokio::test]
+async fn a_malformed_body_gets_the_uniform_error_naming_the_field() {
+    let manager = TestManager::new();
+    let answer = manager
+        .call(
+            Method::POST,
+            "/internal/connections",
+            Some(json!({"user_id": "not a uuid"})),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.error_field(), "user_id");
+}
