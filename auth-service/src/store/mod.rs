@@ -4,8 +4,9 @@
 //! - [`postgres`] — users in PostgreSQL.
 //! - [`sqlite`] — users and sessions in one SQLite file (the embedded default).
 //! - [`dynamodb`] — sessions in DynamoDB.
-//! - [`conformance`] — the one test suite every implementation must pass.
+//! - `conformance` (tests, or the `conformance` feature) — the one test suite every implementation must pass.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod dynamodb;
 pub mod postgres;

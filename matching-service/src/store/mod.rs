@@ -2,7 +2,7 @@
 //!
 //! - [`memory`] — in memory (the embedded default).
 //! - [`redis`] — Redis, atomic through Lua scripts, shared by several instances.
-//! - [`conformance`] — the one suite every implementation must pass.
+//! - `conformance` (tests, or the `conformance` feature) — the one suite every implementation must pass.
 //!
 //! Both backends run the same search (see [`SearchLimits`]): first the candidates that share
 //! an interest with the seeker (indexed per interest, partner gender and wanted gender,
@@ -11,6 +11,7 @@
 //! (indexed per gender, wanted gender and age, oldest first), merged by join time. The
 //! cost of a search is bounded by the limits, not by the length of the queue.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod redis;

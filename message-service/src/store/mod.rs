@@ -3,7 +3,7 @@
 //!
 //! - [`sqlite`] — the embedded default, one SQLite file.
 //! - [`mongo`] — MongoDB.
-//! - [`conformance`] — the one test suite every implementation must pass.
+//! - `conformance` (tests, or the `conformance` feature) — the one test suite every implementation must pass.
 //!
 //! Every implementation keeps these promises, which the conformance suite checks:
 //!
@@ -15,6 +15,7 @@
 //!   another.
 //! - Ending a chat is idempotent: the first ender wins.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod mongo;
 pub mod sqlite;

@@ -2,8 +2,9 @@
 //!
 //! - [`memory`] — in this process (the embedded default).
 //! - [`redis`] — in Redis, shared by every ws-manager instance.
-//! - [`conformance`] — the one test suite every implementation must pass.
+//! - `conformance` (tests, or the `conformance` feature) — the one test suite every implementation must pass.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod redis;
