@@ -58,6 +58,16 @@ fn message(event: Event) -> Option<(u64, String)> {
 async fn matched_pair(url: &str) -> (Client, Uuid, Client, Uuid, Connection, Connection, Uuid) {
     let (alice_client, alice) = sign_up(url, "alice").await;
     let (bob_client, bob) = sign_up(url, "bob").await;
+    let (a, b, chat) = connect_and_match(&alice_client, &bob_client).await;
+    (alice_client, alice, bob_client, bob, a, b, chat)
+}
+
+/// Connects two signed-up users, queues them on a topic of their own and waits until both
+/// are matched into one chat.
+async fn connect_and_match(
+    alice_client: &Client,
+    bob_client: &Client,
+) -> (Connection, Connection, Uuid) {
     let mut a = alice_client.connect().await.unwrap();
     let mut b = bob_client.connect().await.unwrap();
     let topic = format!("rt-{}", &Uuid::new_v4().simple().to_string()[..8]);
@@ -79,7 +89,7 @@ async fn matched_pair(url: &str) -> (Client, Uuid, Client, Uuid, Connection, Con
     })
     .await;
     assert_eq!(chat, bobs);
-    (alice_client, alice, bob_client, bob, a, b, chat)
+    (a, b, chat)
 }
 
 #[tokio::test]
@@ -269,21 +279,7 @@ async fn what_a_user_receives_is_masked_at_their_level_and_stored_as_sent() {
         })
         .await
         .unwrap();
-    let mut a = alice_client.connect().await.unwrap();
-    let mut b = bob_client.connect().await.unwrap();
-    let topic = format!("cf-{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let join = JoinQueueRequest {
-        interests: Some(vec![topic]),
-        interest_mode: Some(InterestMode::Required),
-        ..JoinQueueRequest::default()
-    };
-    alice_client.join_queue(&join).await.unwrap();
-    bob_client.join_queue(&join).await.unwrap();
-    let chat = next(&mut a, "alice matched", |e| match e {
-        Event::Matched(info) => Some(info.chat_id),
-        _ => None,
-    })
-    .await;
+    let (a, mut b, chat) = connect_and_match(&alice_client, &bob_client).await;
 
     let rude = "what the fuck is this";
     a.send(chat, rude).await.unwrap();

@@ -57,6 +57,9 @@ struct Inner {
     connections: Mutex<HashMap<Uuid, LocalConnection>>,
     /// Connections opened so far: the next [`LocalConnection::opened`].
     opened: std::sync::atomic::AtomicU64,
+    /// How many connections each user holds here, so that opening one scans the table
+    /// only when the user is over the cap.
+    per_user: Mutex<HashMap<Uuid, usize>>,
     chats: ChatCache,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -88,6 +91,7 @@ impl AppState {
                 config,
                 connections: Mutex::new(HashMap::new()),
                 opened: std::sync::atomic::AtomicU64::new(0),
+                per_user: Mutex::new(HashMap::new()),
                 chats: ChatCache::default(),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -200,11 +204,20 @@ impl AppState {
         let mut connections = self.lock();
         connections.insert(connection_id, connection);
         metrics::gauge!("ws_connections").increment(1.0);
+        let held = {
+            let mut per_user = self.per_user();
+            let count = per_user.entry(user_id).or_default();
+            *count += 1;
+            *count
+        };
+        let cap = self.config().max_sockets_per_user.max(1);
+        if held <= cap {
+            return;
+        }
         let mut mine: Vec<&LocalConnection> = connections
             .values()
             .filter(|c| c.user_id == user_id && c.closer.reason().is_none())
             .collect();
-        let cap = self.config().max_sockets_per_user.max(1);
         if mine.len() > cap {
             mine.sort_by_key(|c| c.opened);
             for oldest in &mine[..mine.len() - cap] {
@@ -218,9 +231,24 @@ impl AppState {
     }
 
     pub(crate) fn remove_connection(&self, connection_id: Uuid) {
-        if self.lock().remove(&connection_id).is_some() {
-            metrics::gauge!("ws_connections").decrement(1.0);
+        let Some(removed) = self.lock().remove(&connection_id) else {
+            return;
+        };
+        metrics::gauge!("ws_connections").decrement(1.0);
+        let mut per_user = self.per_user();
+        if let Some(count) = per_user.get_mut(&removed.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&removed.user_id);
+            }
         }
+    }
+
+    fn per_user(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+        self.inner
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every connection held now, for a full resynchronisation with ws-manager.
