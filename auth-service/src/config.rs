@@ -101,6 +101,15 @@ pub struct Settings {
     #[arg(long, env = "AUTH_ADMINS", value_delimiter = ',')]
     pub admins: Vec<String>,
 
+    /// Base URL of matching-service, from whose queue a banned account is removed at once;
+    /// empty to skip (a banned account's ticket then waits until its sockets close).
+    #[arg(
+        long,
+        env = "AUTH_MATCHING_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
+    pub matching_url: String,
+
     /// Most log-in sessions one account keeps; a log in beyond ends the oldest.
     #[arg(long, env = "AUTH_MAX_SESSIONS", default_value_t = 20)]
     pub max_sessions: usize,

@@ -1,12 +1,16 @@
 //! The shared state of every handler, and building it from settings.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use axum::extract::FromRef;
 use secrecy::ExposeSecret;
 use service_kit::auth::ServiceCredential;
+use service_kit::client::{ClientError, ServiceClient};
 use service_kit::token::{SigningKeyPem, TokenSigner, TokenVerifier};
+
+use uuid::Uuid;
+use wire::api::matching::DropTicket;
 
 use crate::config::{AuthConfig, SessionsBackend, Settings};
 use crate::password::PasswordHasher;
@@ -158,6 +162,9 @@ struct Inner {
     throttle: LoginThrottle,
     signups: SignupLimiter,
     config: AuthConfig,
+    /// matching-service, to take a banned account out of the queue (set once, after
+    /// both services exist).
+    matching: OnceLock<ServiceClient>,
 }
 
 impl AppState {
@@ -181,7 +188,22 @@ impl AppState {
                 verifier,
                 credential,
                 config,
+                matching: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Takes banned accounts out of the queue through `client` (matching-service, with
+    /// the service credential). Only the first call has an effect.
+    pub fn set_matching(&self, client: ServiceClient) {
+        let _ = self.inner.matching.set(client);
+    }
+
+    /// Removes the user's ticket from the matching queue, if matching-service is known.
+    pub async fn drop_from_queue(&self, user: Uuid) -> Result<(), ClientError> {
+        match self.inner.matching.get() {
+            Some(matching) => matching.call::<DropTicket>(user, ()).await,
+            None => Ok(()),
         }
     }
 
@@ -201,13 +223,22 @@ impl AppState {
             ),
         }
         let stores = Stores::from_settings(settings).await?;
-        Ok(Self::new(
+        let state = Self::new(
             stores,
             signer,
             verifier,
             settings.common.service_token.clone(),
             settings.auth_config(),
-        ))
+        );
+        if !settings.matching_url.trim().is_empty() {
+            state.set_matching(ServiceClient::http(
+                "matching-service",
+                service_kit::client::default_http_client(),
+                &settings.matching_url,
+                Some(settings.common.service_token.clone()),
+            ));
+        }
+        Ok(state)
     }
 
     /// The user store.

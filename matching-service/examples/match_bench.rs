@@ -88,6 +88,7 @@ fn ticket(rng: &mut Rng, joined_at: OffsetDateTime) -> Ticket {
             fallback_after_secs,
         },
         blocked: vec![],
+        low_standing: None,
         joined_at,
     }
 }

@@ -1,9 +1,14 @@
 //! Settings of the matching-service binary, from flags or `MATCHING_*` environment variables.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use service_kit::config::CommonArgs;
+use uuid::Uuid;
+use wire::api::message::UserBlocks;
+
+use crate::rules::LowStanding;
 
 use crate::store::SearchLimits;
 
@@ -86,6 +91,20 @@ pub struct Settings {
     #[arg(long, env = "MATCHING_JOIN_REFILL_SECS", default_value_t = 6)]
     pub join_refill_secs: u64,
 
+    /// Distinct users whose complaints (blocks, reports not dismissed) within the window
+    /// put a user in low standing: matched only with others in low standing, after a
+    /// hold. 0 turns the reputation off.
+    #[arg(long, env = "MATCHING_LOW_STANDING_AFTER", default_value_t = 3)]
+    pub low_standing_after: u32,
+
+    /// Seconds a ticket in low standing waits before it may be paired.
+    #[arg(long, env = "MATCHING_LOW_STANDING_HOLD_SECS", default_value_t = 60)]
+    pub low_standing_hold_secs: u32,
+
+    /// Days of reports the reputation counts (blocks count while they last).
+    #[arg(long, env = "MATCHING_COMPLAINT_WINDOW_DAYS", default_value_t = 30)]
+    pub complaint_window_days: u32,
+
     /// Settings shared by every service.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -110,6 +129,50 @@ pub struct MatchingConfig {
     pub join_burst: u32,
     /// Time after which one more join is allowed past the burst.
     pub join_refill: Duration,
+    /// Who is matched in low standing.
+    pub reputation: Reputation,
+    /// Redis on which the per-user join limit is shared by every instance
+    /// (`RC_REDIS_URL`); `None` keeps it in this instance's memory.
+    pub shared_limits: Option<String>,
+}
+
+/// The reputation rule's settings (see [`crate::rules::LowStanding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reputation {
+    /// Distinct complainants that put a user in low standing; 0 turns it off.
+    pub low_standing_after: u32,
+    /// Seconds a ticket in low standing waits before it may be paired.
+    pub hold_secs: u32,
+    /// How far back reports count.
+    pub report_window: Duration,
+}
+
+impl Default for Reputation {
+    fn default() -> Self {
+        Self {
+            low_standing_after: 3,
+            hold_secs: 60,
+            report_window: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Reputation {
+    /// The standing of a user with these blocks and reports against them: low when at
+    /// least [`Reputation::low_standing_after`] distinct users blocked or reported them.
+    pub fn standing(&self, against: &UserBlocks) -> Option<LowStanding> {
+        if self.low_standing_after == 0 {
+            return None;
+        }
+        let complainants: HashSet<&Uuid> = against
+            .blocked_by
+            .iter()
+            .chain(&against.reported_by)
+            .collect();
+        (complainants.len() >= self.low_standing_after as usize).then_some(LowStanding {
+            hold_secs: self.hold_secs,
+        })
+    }
 }
 
 impl Default for MatchingConfig {
@@ -123,6 +186,8 @@ impl Default for MatchingConfig {
             sweep_concurrency: 16,
             join_burst: 10,
             join_refill: Duration::from_secs(6),
+            reputation: Reputation::default(),
+            shared_limits: None,
         }
     }
 }
@@ -137,6 +202,14 @@ impl Settings {
             claim_timeout: Duration::from_secs(self.claim_timeout_secs.max(1)),
             join_burst: self.join_burst.max(1),
             join_refill: Duration::from_secs(self.join_refill_secs.max(1)),
+            reputation: Reputation {
+                low_standing_after: self.low_standing_after,
+                hold_secs: self.low_standing_hold_secs,
+                report_window: Duration::from_secs(
+                    u64::from(self.complaint_window_days) * 24 * 3600,
+                ),
+            },
+            shared_limits: self.common.rc_redis_url.clone(),
             ..MatchingConfig::default()
         }
     }
@@ -167,5 +240,27 @@ mod tests {
             Duration::from_secs(600)
         );
         assert_eq!(settings.search_limits(), SearchLimits::default());
+        assert_eq!(settings.matching_config().reputation, Reputation::default());
+    }
+
+    #[test]
+    fn low_standing_counts_distinct_complainants_and_can_be_turned_off() {
+        let [a, b, c] = [(); 3].map(|()| Uuid::new_v4());
+        let rule = Reputation::default();
+        let against = |blocked_by: Vec<Uuid>, reported_by: Vec<Uuid>| UserBlocks {
+            blocked: vec![Uuid::new_v4()],
+            blocked_by,
+            reported_by,
+        };
+        assert_eq!(rule.standing(&against(vec![a, b], vec![a, b])), None);
+        assert_eq!(
+            rule.standing(&against(vec![a, b], vec![c])),
+            Some(LowStanding { hold_secs: 60 })
+        );
+        let off = Reputation {
+            low_standing_after: 0,
+            ..rule
+        };
+        assert_eq!(off.standing(&against(vec![a, b], vec![c])), None);
     }
 }

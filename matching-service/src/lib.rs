@@ -26,7 +26,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-pub use config::{MatchingConfig, Settings};
+pub use config::{MatchingConfig, Reputation, Settings};
 pub use matcher::spawn_matcher;
 pub use state::{AppState, Clock, ManualClock, Peers};
 

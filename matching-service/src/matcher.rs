@@ -14,7 +14,7 @@ use wire::api::auth::{GetMatchingProfile, MatchingProfile};
 use wire::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState, QueueStatus};
 use wire::api::message::{
     Chat, CreateChat, CreateChatRequest, EndChatInternal, EndChatRequest, GetChatInternal,
-    GetUserBlocks, UserChats, UserChatsQuery,
+    GetUserBlocks, UserBlocksQuery, UserChats, UserChatsQuery,
 };
 use wire::api::wsmanager::{Deliver, DeliverRequest};
 use wire::domain::{MAX_AGE, MIN_AGE, normalize_interests};
@@ -170,7 +170,14 @@ pub async fn join(
             .call::<EndChatInternal>(chat.id, EndChatRequest { user_id: user })
             .await?;
     }
-    let blocks = peers.message.call::<GetUserBlocks>(user, ()).await?;
+    let now = state.now();
+    let reputation = state.config().reputation;
+    let window = time::Duration::try_from(reputation.report_window).unwrap_or(time::Duration::ZERO);
+    let query = UserBlocksQuery {
+        reports_since: Some((now - window).unix_timestamp()),
+    };
+    let blocks = peers.message.call::<GetUserBlocks>(user, query).await?;
+    let low_standing = reputation.standing(&blocks);
     let mut blocked: Vec<Uuid> = blocks
         .blocked
         .into_iter()
@@ -178,11 +185,11 @@ pub async fn join(
         .collect();
     blocked.sort();
     blocked.dedup();
-    let now = state.now();
     let ticket = Ticket {
         profile: who.profile,
         criteria,
         blocked,
+        low_standing,
         joined_at: now,
     };
     let ticket = state.store().join(ticket, now).await?;

@@ -41,9 +41,22 @@ pub struct Ticket {
     pub criteria: Criteria,
     /// Users this user blocked or was blocked by (either direction), as known at join time.
     pub blocked: Vec<Uuid>,
+    /// `Some` when the user is in low standing at join time (see [`LowStanding`]).
+    #[serde(default)]
+    pub low_standing: Option<LowStanding>,
     /// When the wait began (millisecond precision).
     #[serde(with = "time::serde::rfc3339")]
     pub joined_at: OffsetDateTime,
+}
+
+/// The reputation rule: a user against whom enough distinct users complained (blocked
+/// them, or reported them in a report an operator did not dismiss) is in low standing.
+/// Their tickets wait in a pool of their own, are paired only with each other, and not
+/// before they have waited [`LowStanding::hold_secs`]: abusers meet abusers, later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LowStanding {
+    /// Seconds a ticket in low standing waits before it may be paired at all.
+    pub hold_secs: u32,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -120,6 +133,17 @@ impl Ticket {
         }
     }
 
+    /// Whether the ticket is in low standing.
+    pub fn is_low_standing(&self) -> bool {
+        self.low_standing.is_some()
+    }
+
+    /// Whether a ticket in low standing is still inside its hold at `now` (never paired then).
+    pub fn held(&self, now: OffsetDateTime) -> bool {
+        self.low_standing
+            .is_some_and(|l| self.waited_secs(now) < i64::from(l.hold_secs))
+    }
+
     /// Whether this user wants to meet someone of gender `g`.
     pub fn wants(&self, g: Gender) -> bool {
         self.criteria.genders.is_empty() || self.criteria.genders.contains(&g)
@@ -161,6 +185,12 @@ impl Ticket {
             let at = joined + i64::from(after) * 1000;
             next = Some(next.map_or(at, |n| n.min(at)));
         }
+        if let Some(l) = self.low_standing
+            && waited < i64::from(l.hold_secs)
+        {
+            let at = joined + i64::from(l.hold_secs) * 1000;
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
         next.map(from_millis)
     }
 
@@ -168,7 +198,9 @@ impl Ticket {
     /// keeps the original waiting time.
     pub fn fingerprint(&self) -> String {
         let p = &self.profile;
-        serde_json::to_string(&(p.gender, p.age, &p.interests, &self.criteria)).unwrap_or_default()
+        let standing = self.is_low_standing();
+        serde_json::to_string(&(p.gender, p.age, &p.interests, &self.criteria, standing))
+            .unwrap_or_default()
     }
 }
 
@@ -182,11 +214,13 @@ pub fn shared_interests(a: &Ticket, b: &Ticket) -> Vec<String> {
         .collect()
 }
 
-/// Whether `a` accepts `b` at `now` on `a`'s side alone: gender, age range in force,
-/// required interests, and `a`'s block list.
+/// Whether `a` accepts `b` at `now` on `a`'s side alone: the same standing with `b` out
+/// of its hold, gender, age range in force, required interests, and `a`'s block list.
 pub fn accepts(a: &Ticket, b: &Ticket, shared: usize, now: OffsetDateTime) -> bool {
     let (lo, hi) = a.age_range(now);
-    a.wants(b.profile.gender)
+    a.is_low_standing() == b.is_low_standing()
+        && !b.held(now)
+        && a.wants(b.profile.gender)
         && (lo..=hi).contains(&b.profile.age)
         && (a.mode(now) != InterestMode::Required || shared > 0)
         && !a.blocked.contains(&b.user_id())
@@ -236,6 +270,7 @@ mod tests {
             },
             criteria,
             blocked: vec![],
+            low_standing: None,
             joined_at: from_millis(1_000_000),
         }
     }
@@ -318,6 +353,37 @@ mod tests {
         b.blocked.push(a.user_id());
         assert_eq!(compatible(&a, &b, a.joined_at), None);
         assert_eq!(compatible(&b, &a, a.joined_at), None);
+    }
+
+    #[test]
+    fn low_standing_pairs_only_with_low_standing_and_only_after_the_hold() {
+        let hold = Some(LowStanding { hold_secs: 60 });
+        let good = ticket(Gender::Male, 25, criteria(18, 40));
+        let mut bad = ticket(Gender::Female, 25, criteria(18, 40));
+        bad.low_standing = hold;
+        let mut other_bad = ticket(Gender::Male, 30, criteria(18, 40));
+        other_bad.low_standing = hold;
+        let at = |s: i64| bad.joined_at + Duration::seconds(s);
+        assert_eq!(
+            compatible(&good, &bad, at(3600)),
+            None,
+            "never across standings"
+        );
+        assert_eq!(compatible(&bad, &good, at(3600)), None);
+        assert!(bad.held(at(59)));
+        assert_eq!(
+            compatible(&bad, &other_bad, at(59)),
+            None,
+            "inside the hold"
+        );
+        assert_eq!(compatible(&bad, &other_bad, at(60)), Some(0));
+        assert_eq!(bad.next_change(at(10)), Some(at(60)));
+        assert_eq!(bad.next_change(at(60)), None);
+        assert_ne!(bad.fingerprint(), {
+            let mut b = bad.clone();
+            b.low_standing = None;
+            b.fingerprint()
+        });
     }
 
     #[test]

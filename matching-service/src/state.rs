@@ -119,7 +119,12 @@ impl AppState {
                 peers,
                 verifier,
                 credential,
-                joins: UserLimiter::new(config.join_burst, config.join_refill),
+                joins: service_kit::limit::limiter(
+                    config.join_burst,
+                    config.join_refill,
+                    config.shared_limits.as_deref(),
+                    "queue-join",
+                ),
                 config,
                 wake: Notify::new(),
             }),

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use matching_service::store::conformance::PeerStandIns;
+mod support;
+
 use matching_service::store::memory::MemoryQueueStore;
 use matching_service::{AppState, MatchingConfig};
 use serde_json::{Value, json};
 use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
 use service_kit::token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, TokenSigner, TokenVerifier};
+use support::PeerStandIns;
 use test_support::http::{TestResponse, send};
 use uuid::Uuid;
 use wire::domain::Gender;

@@ -30,6 +30,11 @@ pub struct Settings {
     #[arg(long, env = "MESSAGE_MONGODB_DATABASE", default_value = "random_chats")]
     pub mongodb_database: String,
 
+    /// Longest one MongoDB operation may take, retries included, before it fails as
+    /// unavailable (seconds).
+    #[arg(long, env = "MESSAGE_MONGODB_TIMEOUT_SECS", default_value_t = 10)]
+    pub mongodb_timeout_secs: u64,
+
     /// Base URL of ws-manager, to push `chat_ended` events; empty to push nothing.
     #[arg(
         long,
@@ -102,6 +107,9 @@ pub struct MessageConfig {
     pub blocks_refill: Duration,
     /// Most users one user may have blocked.
     pub max_blocks: u32,
+    /// Redis on which the per-user limits are shared by every instance (`RC_REDIS_URL`);
+    /// `None` keeps them in this instance's memory.
+    pub shared_limits: Option<String>,
 }
 
 impl Default for MessageConfig {
@@ -114,6 +122,7 @@ impl Default for MessageConfig {
             blocks_burst: 20,
             blocks_refill: Duration::from_secs(30),
             max_blocks: 1000,
+            shared_limits: None,
         }
     }
 }
@@ -129,6 +138,7 @@ impl Settings {
             blocks_burst: self.blocks_burst.max(1),
             blocks_refill: Duration::from_secs(self.blocks_refill_secs.max(1)),
             max_blocks: self.max_blocks.max(1),
+            shared_limits: self.common.rc_redis_url.clone(),
         }
     }
 

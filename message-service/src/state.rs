@@ -1,14 +1,16 @@
 //! The shared state of every handler, and building it from settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
 use service_kit::auth::ServiceCredential;
-use service_kit::client::ServiceClient;
+use service_kit::client::{ClientError, ServiceClient};
 use service_kit::limit::UserLimiter;
 use service_kit::token::TokenVerifier;
 use uuid::Uuid;
+use wire::api::auth::{AuditEntry, RecordAudit};
 use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
@@ -23,7 +25,8 @@ pub async fn store_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn 
     if settings.on_mongodb() {
         let store = MongoMessageStore::connect(&settings.database_url, &settings.mongodb_database)
             .await
-            .context("configuring the MongoDB client")?;
+            .context("configuring the MongoDB client")?
+            .with_operation_timeout(Duration::from_secs(settings.mongodb_timeout_secs.max(1)));
         service_kit::telemetry::retry_until_ok("MongoDB indexes", || store.ensure_indexes()).await;
         Ok(Arc::new(store))
     } else {
@@ -46,6 +49,8 @@ struct Inner {
     verifier: TokenVerifier,
     credential: ServiceCredential,
     notifier: Option<ServiceClient>,
+    /// auth-service, where operator actions go into the one audit log (`None`: logged only).
+    auditor: Option<ServiceClient>,
     config: MessageConfig,
     /// Serialises the limit check and the insert of one reporter's reports (striped by
     /// reporter id), so that concurrent reports cannot all pass a limit of one.
@@ -75,8 +80,19 @@ impl AppState {
                 verifier,
                 credential,
                 notifier,
-                ends: UserLimiter::new(config.ends_burst, config.ends_refill),
-                blocks: UserLimiter::new(config.blocks_burst, config.blocks_refill),
+                auditor: None,
+                ends: service_kit::limit::limiter(
+                    config.ends_burst,
+                    config.ends_refill,
+                    config.shared_limits.as_deref(),
+                    "chat-end",
+                ),
+                blocks: service_kit::limit::limiter(
+                    config.blocks_burst,
+                    config.blocks_refill,
+                    config.shared_limits.as_deref(),
+                    "block",
+                ),
                 config,
                 report_locks: (0..REPORT_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
@@ -94,7 +110,7 @@ impl AppState {
         let auth = ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None);
         service_kit::jwks::spawn_refresh(
             verifier.clone(),
-            auth,
+            auth.clone(),
             std::time::Duration::from_secs(settings.jwks_refresh_secs.max(1)),
         );
         let credential = settings.common.service_token.clone();
@@ -106,13 +122,44 @@ impl AppState {
                 Some(credential.clone()),
             )
         });
+        let auditor = ServiceClient::http(
+            "auth-service",
+            service_kit::client::default_http_client(),
+            &settings.auth_url,
+            Some(settings.common.service_token.clone()),
+        );
         Ok(Self::new(
             store,
             verifier,
             credential,
             notifier,
             settings.message_config(),
-        ))
+        )
+        .with_auditor(auditor))
+    }
+
+    /// Sends operator actions to auth-service's audit log (`client` carries the service
+    /// credential); without it they are only logged.
+    pub fn with_auditor(mut self, client: ServiceClient) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.auditor = Some(client);
+        }
+        self
+    }
+
+    /// Records an operator action in the one audit log at auth-service (idempotent by
+    /// entry id, so a retried action records it once).
+    pub async fn audit(&self, entry: AuditEntry) -> Result<(), ClientError> {
+        tracing::info!(
+            operator = %entry.operator_id,
+            action = %entry.action,
+            target = %entry.target_id,
+            "operator action"
+        );
+        match &self.inner.auditor {
+            Some(auth) => auth.call::<RecordAudit>((), entry).await,
+            None => Ok(()),
+        }
     }
 
     /// The store.

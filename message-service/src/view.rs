@@ -7,7 +7,7 @@ use wire::api::message::{
 };
 
 use crate::error::MessageError;
-use crate::store::{MarkKind, MessageStore, StoredChat, WatermarkMark};
+use crate::store::{ChatDigest, MarkKind, MessageStore, StoredChat, WatermarkMark};
 
 /// The status of `message` as `viewer` sees it.
 ///
@@ -96,10 +96,9 @@ pub async fn message_views(
         .collect())
 }
 
-/// The summary of `chat` for participant `viewer`.
-pub async fn chat_summary(
-    store: &dyn MessageStore,
+fn summary_of(
     chat: StoredChat,
+    digest: ChatDigest,
     viewer: Uuid,
 ) -> Result<ChatSummary, MessageError> {
     let others: Vec<_> = chat
@@ -111,16 +110,16 @@ pub async fn chat_summary(
     let partner = others.first().cloned().ok_or_else(|| {
         MessageError::Internal(format!("chat {} has no other participant", chat.chat.id))
     })?;
-    let last = store.messages_before(chat.chat.id, u64::MAX, 1).await?;
-    let last_message = message_views(store, &chat, viewer, last).await?.pop();
-    let watermarks = store.watermarks(chat.chat.id).await?;
-    let read_seq = watermarks
-        .iter()
-        .find(|w| w.user_id == viewer)
-        .map_or(0, |w| w.read_seq);
-    let unread_count = store
-        .count_from_others_after(chat.chat.id, viewer, read_seq)
-        .await?;
+    let last_message = digest.last_message.map(|message| MessageView {
+        status: message_status(
+            &message,
+            viewer,
+            &chat.chat.participants,
+            &digest.watermarks,
+            &digest.last_marks,
+        ),
+        message,
+    });
     Ok(ChatSummary {
         id: chat.chat.id,
         partner,
@@ -129,10 +128,36 @@ pub async fn chat_summary(
         ended_at: chat.chat.ended_at,
         ended_by: chat.chat.ended_by,
         last_message,
-        unread_count,
+        unread_count: digest.unread_count,
         last_seq: chat.chat.last_seq,
-        watermarks,
+        watermarks: digest.watermarks,
     })
+}
+
+/// The summaries of `chats` for participant `viewer`, read in a fixed number of queries.
+pub async fn chat_summaries(
+    store: &dyn MessageStore,
+    chats: Vec<StoredChat>,
+    viewer: Uuid,
+) -> Result<Vec<ChatSummary>, MessageError> {
+    let digests = store.digests(&chats, viewer).await?;
+    chats
+        .into_iter()
+        .zip(digests)
+        .map(|(chat, digest)| summary_of(chat, digest, viewer))
+        .collect()
+}
+
+/// The summary of one chat for participant `viewer`.
+pub async fn chat_summary(
+    store: &dyn MessageStore,
+    chat: StoredChat,
+    viewer: Uuid,
+) -> Result<ChatSummary, MessageError> {
+    chat_summaries(store, vec![chat], viewer)
+        .await?
+        .pop()
+        .ok_or_else(|| MessageError::Internal("no summary of a chat".to_owned()))
 }
 
 #[cfg(test)]

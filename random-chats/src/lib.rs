@@ -124,7 +124,7 @@ impl Platform {
             config.auth.clone(),
         );
         background.push(auth_service::state::spawn_purge(auth_state.clone()));
-        let auth = auth_service::app(auth_state);
+        let auth = auth_service::app(auth_state.clone());
 
         let relay = RelayBus::in_process();
         let ws_manager = ws_manager::app(ws_manager::AppState::new(
@@ -139,13 +139,16 @@ impl Platform {
         )
         .await
         .context("opening the message store")?;
-        let message = message_service::app(message_service::AppState::new(
-            Arc::new(message_store),
-            verifier.clone(),
-            credential.clone(),
-            Some(internal("ws-manager", &ws_manager)),
-            config.message.clone(),
-        ));
+        let message = message_service::app(
+            message_service::AppState::new(
+                Arc::new(message_store),
+                verifier.clone(),
+                credential.clone(),
+                Some(internal("ws-manager", &ws_manager)),
+                config.message.clone(),
+            )
+            .with_auditor(internal("auth-service", &auth)),
+        );
 
         let matching_state = matching_service::AppState::new(
             Arc::new(matching_service::store::memory::MemoryQueueStore::new()),
@@ -160,6 +163,7 @@ impl Platform {
         );
         background.push(matching_service::spawn_matcher(matching_state.clone()));
         let matching = matching_service::app(matching_state);
+        auth_state.set_matching(internal("matching-service", &matching));
 
         // Bound first: the ws-handler announces where it is reached (through the gateway).
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -30,6 +30,16 @@ struct Settings {
     #[arg(long, env = "RC_ADMINS", value_delimiter = ',')]
     admins: Vec<String>,
 
+    /// Distinct users whose blocks or reports (not dismissed, last 30 days) put a user in
+    /// low standing: matched only with others in low standing, after a hold. 0 turns the
+    /// reputation off.
+    #[arg(long, env = "RC_LOW_STANDING_AFTER", default_value_t = 3)]
+    low_standing_after: u32,
+
+    /// Seconds a user in low standing waits in the queue before they may be paired.
+    #[arg(long, env = "RC_LOW_STANDING_HOLD_SECS", default_value_t = 60)]
+    low_standing_hold_secs: u32,
+
     /// Keep everything in memory instead (lost on exit).
     #[arg(long, env = "RC_IN_MEMORY", default_value_t = false)]
     in_memory: bool,
@@ -52,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
     config.limits = settings.limits;
+    config.matching.reputation.low_standing_after = settings.low_standing_after;
+    config.matching.reputation.hold_secs = settings.low_standing_hold_secs;
     config.auth.admins = settings
         .admins
         .iter()

@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use client_sdk::Client;
 use client_sdk::api::auth::{Preferences, SignupRequest, UpdateProfileRequest};
+use client_sdk::api::matching::{InterestMode, JoinQueueRequest, QueueState};
+use client_sdk::api::message::ReportRequest;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use random_chats::{Platform, PlatformConfig};
 use reqwest::StatusCode;
@@ -780,15 +782,8 @@ async fn the_sdk_refreshes_once_after_a_refused_access_token_and_retries() {
     assert_ne!(now.refresh_token, good.refresh_token);
 }
 
-#[tokio::test]
-async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everywhere() {
-    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
-    let operator = username("op");
-    let mut platform_config = config(&dir);
-    platform_config.auth.admins = vec![operator.to_lowercase()];
-    let platform = Platform::start(platform_config).await.unwrap();
-    let url = platform.gateway_url();
-    // The operators' listener, apart from the public one.
+/// Serves the platform's operators' listener (apart from the public one); its base URL.
+async fn operator_listener(platform: &Platform) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let operators = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(service_kit::serve::serve(
@@ -797,6 +792,70 @@ async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everyw
         std::future::pending(),
         service_kit::serve::ServeOptions::default(),
     ));
+    operators
+}
+
+#[tokio::test]
+async fn a_banned_user_waiting_without_a_socket_leaves_the_queue_at_once() {
+    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
+    let operator = username("op");
+    let mut platform_config = config(&dir);
+    platform_config.auth.admins = vec![operator.to_lowercase()];
+    let platform = Platform::start(platform_config).await.unwrap();
+    let url = platform.gateway_url();
+    let operators = operator_listener(&platform).await;
+    let admin = Client::new(&url).unwrap();
+    admin.signup(&signup_request(&operator)).await.unwrap();
+    let admin_token = admin.tokens().await.unwrap().access_token;
+    let troll = Client::new(&url).unwrap();
+    let troll_id = troll
+        .signup(&signup_request(&username("troll")))
+        .await
+        .unwrap()
+        .user
+        .id;
+    let join = JoinQueueRequest {
+        interests: Some(vec![username("topic")]),
+        interest_mode: Some(InterestMode::Required),
+        ..JoinQueueRequest::default()
+    };
+    // Queued over REST alone: no socket whose closing would drop the ticket.
+    assert_eq!(
+        troll.join_queue(&join).await.unwrap().state,
+        QueueState::Waiting
+    );
+    let banned = reqwest::Client::new()
+        .post(format!("{operators}/v1/admin/users/{troll_id}/ban"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"reason": "spam"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(banned.status(), StatusCode::NO_CONTENT);
+    let newcomer = Client::new(&url).unwrap();
+    newcomer
+        .signup(&signup_request(&username("newcomer")))
+        .await
+        .unwrap();
+    let status = newcomer.join_queue(&join).await.unwrap();
+    assert_eq!(
+        status.state,
+        QueueState::Waiting,
+        "not matched with the banned user: {status:?}"
+    );
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everywhere() {
+    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
+    let operator = username("op");
+    let mut platform_config = config(&dir);
+    platform_config.auth.admins = vec![operator.to_lowercase()];
+    let platform = Platform::start(platform_config).await.unwrap();
+    let url = platform.gateway_url();
+    let operators = operator_listener(&platform).await;
 
     let admin = Client::new(&url).unwrap();
     admin.signup(&signup_request(&operator)).await.unwrap();
@@ -805,6 +864,28 @@ async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everyw
     let troll = Client::new(&url).unwrap();
     let troll_id = troll.signup(&signup_request(&name)).await.unwrap().user.id;
     let troll_token = troll.tokens().await.unwrap().access_token;
+    // Someone the troll meets reports them.
+    let victim = Client::new(&url).unwrap();
+    victim
+        .signup(&signup_request(&username("victim")))
+        .await
+        .unwrap();
+    let join = JoinQueueRequest {
+        interests: Some(vec![username("topic")]),
+        interest_mode: Some(InterestMode::Required),
+        ..JoinQueueRequest::default()
+    };
+    victim.join_queue(&join).await.unwrap();
+    let chat = troll.join_queue(&join).await.unwrap().matched.unwrap();
+    let report = victim
+        .report(&ReportRequest {
+            user_id: troll_id,
+            chat_id: chat.chat_id,
+            message_ids: vec![],
+            reason: "insults".to_owned(),
+        })
+        .await
+        .unwrap();
     let socket = close_code_of_socket(&url, &troll_token).await;
     let http = reqwest::Client::new();
     let ban = |base: &str| {
@@ -845,6 +926,45 @@ async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everyw
         .unwrap();
     assert_eq!(audit[0]["action"], "ban");
     assert_eq!(audit[0]["target_id"], json!(troll_id));
+
+    // Resolving the report lands in the same audit log, once however often it is sent.
+    for _ in 0..2 {
+        let resolved = http
+            .post(format!(
+                "{operators}/v1/admin/reports/{}/resolve",
+                report.id
+            ))
+            .bearer_auth(&admin_token)
+            .json(&json!({"outcome": "actioned", "note": "banned for it"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resolved.status(), StatusCode::OK);
+    }
+    let audit: Vec<Value> = http
+        .get(format!("{operators}/v1/admin/audit"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[..2], ["resolve_report", "ban"], "{audit:?}");
+    assert_eq!(
+        actions.iter().filter(|a| **a == "resolve_report").count(),
+        1
+    );
+    assert_eq!(audit[0]["target_id"], json!(troll_id));
+    let detail = audit[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&report.id.to_string()) && detail.contains("banned for it"),
+        "{detail}"
+    );
     platform.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -339,3 +339,50 @@ async fn queue_joins_are_rate_limited_per_user_through_the_gateway() {
     bob.join_queue(&join).await.unwrap();
     platform.shutdown().await;
 }
+
+#[tokio::test]
+async fn users_many_blocked_are_matched_later_and_only_with_each_other() {
+    let mut config = PlatformConfig::in_memory();
+    config.matching.reputation.low_standing_after = 2;
+    config.matching.reputation.hold_secs = 1;
+    let platform = Platform::start(config).await.unwrap();
+    let url = platform.gateway_url();
+    let (good, _) = sign_up(&url, "good").await;
+    let (rude, rude_id) = sign_up(&url, "rude").await;
+    let (ruder, ruder_id) = sign_up(&url, "ruder").await;
+    for name in ["critic", "censor"] {
+        let (complainant, _) = sign_up(&url, name).await;
+        complainant.block(rude_id).await.unwrap();
+        complainant.block(ruder_id).await.unwrap();
+    }
+    let topic = format!("rep-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let join = JoinQueueRequest {
+        interests: Some(vec![topic]),
+        interest_mode: Some(InterestMode::Required),
+        ..JoinQueueRequest::default()
+    };
+    let mut rude_live = rude.connect().await.unwrap();
+    // The good user waits longest, yet never meets the two in low standing.
+    good.join_queue(&join).await.unwrap();
+    let waiting = rude.join_queue(&join).await.unwrap();
+    let since = waiting.waiting_since.expect("waiting, not matched at once");
+    ruder.join_queue(&join).await.unwrap();
+    let info = next(&mut rude_live, "rude matched", |e| match e {
+        Event::Matched(info) => Some(info),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.partner.id, ruder_id, "only with each other");
+    assert!(
+        info.matched_at - since >= time::Duration::seconds(1),
+        "not before the hold: waited {}",
+        info.matched_at - since
+    );
+    let status = good.queue_status().await.unwrap();
+    assert_eq!(
+        status.state,
+        client_sdk::api::matching::QueueState::Waiting,
+        "the good user is still waiting for someone in good standing"
+    );
+    platform.shutdown().await;
+}

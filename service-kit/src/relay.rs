@@ -97,11 +97,6 @@ impl RelayBus {
         })
     }
 
-    /// Whether this is the Redis form.
-    pub fn is_redis(&self) -> bool {
-        matches!(self.inner.as_ref(), Backend::Redis(_))
-    }
-
     /// Publishes `envelope` to the handler `handler_id`. Returns how many subscribers
     /// received it (0 when that handler is not subscribed right now).
     pub async fn publish(

@@ -3,8 +3,10 @@
 //! A suite is a module of `pub async fn case(fixture: &Fixture)` functions (compiled only
 //! into the test binary), a fixture type per crate holding the store under test (and a
 //! [`crate::Cleanup`]), and one async factory per backend returning `Option<Fixture>`
-//! (`None`: the backend is absent and the test skips, saying why). [`conformance!`] then
-//! writes one `#[tokio::test]` per case and backend, so that a failure names both:
+//! (`None`: the backend is absent and the test skips, saying why). The fixture derefs to
+//! what the cases take (`dyn Store`), and its clean-up runs when it is dropped, also after a
+//! panic. [`conformance!`] then writes one `#[tokio::test]` per case and backend, so that a
+//! failure names both:
 //!
 //! ```ignore
 //! mod cases; // pub async fn registering_counts(f: &Fixture) { .. } ...
@@ -45,7 +47,7 @@ macro_rules! __conformance_backend {
                 let Some(fixture) = $factory.await else {
                     return;
                 };
-                super::$cases::$case(&fixture).await;
+                super::$cases::$case(&*fixture).await;
             }
         )*
     };

@@ -54,7 +54,8 @@ async fn record(
 ///
 /// Bans an account: it cannot log in or refresh, every session of it ends at once (its
 /// access tokens are refused everywhere and its sockets close with 4001), and it can no
-/// longer join the queue. Recorded in the audit log.
+/// longer join the queue; a ticket already in the queue is dropped. Recorded in the audit
+/// log.
 #[utoipa::path(
     post,
     path = "/v1/admin/users/{id}/ban",
@@ -64,10 +65,11 @@ async fn record(
     request_body = BanRequest,
     responses(
         (status = 204, description = "Banned (or the reason of an existing ban replaced)"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "`admin_required`", body = ErrorBody),
-        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 403, description = "`admin_required`: the token has no admin role", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
         (status = 422, description = "`reason_invalid`", body = ErrorBody),
+        (status = 503, description = "`backend_unavailable`: a backend or the queue did not answer; banning again is safe", body = ErrorBody),
     )
 )]
 pub async fn ban(
@@ -99,6 +101,14 @@ pub async fn ban(
     }
     let ended = state.sessions().revoke_all(id, None, ban.at).await?;
     state.announce_ended(&ended).await;
+    // Closing the sockets drops a queued ticket, but a ticket joined without a socket
+    // would wait to be matched: take it out. On failure nothing is recorded yet, and
+    // banning again (idempotent) finishes the job.
+    state.drop_from_queue(id).await.map_err(|err| {
+        AuthError::Unavailable(format!(
+            "the ban is in force but the queue did not drop the account ({err}); ban again"
+        ))
+    })?;
     record(&state, &operator, "ban", id, ban.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,9 +124,9 @@ pub async fn ban(
     params(("id" = Uuid, Path, description = "The account")),
     responses(
         (status = 204, description = "Not banned (any more)"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "`admin_required`", body = ErrorBody),
-        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 403, description = "`admin_required`: the token has no admin role", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account", body = ErrorBody),
     )
 )]
 pub async fn unban(
@@ -142,8 +152,8 @@ pub async fn unban(
     params(AuditQuery),
     responses(
         (status = 200, description = "The newest entries", body = [AuditEntry]),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "`admin_required`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 403, description = "`admin_required`: the token has no admin role", body = ErrorBody),
         (status = 422, description = "`limit_invalid`", body = ErrorBody),
     )
 )]

@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 201, description = "Account created; tokens of its first session", body = SignupResponse),
         (status = 409, description = "`username_taken`", body = ErrorBody),
-        (status = 422, description = "A field is invalid (the error names it)", body = ErrorBody),
+        (status = 422, description = "`invalid_username`, `invalid_password`, `invalid_display_name`, `invalid_birth_date`, `too_young`, `invalid_interest`, `too_many_interests` or `invalid_field`; the error names the field", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many sign-ups from this address (see `Retry-After`)", body = ErrorBody),
         (status = 503, description = "`backend_unavailable`, or `overloaded` when too much password hashing is queued", body = ErrorBody),
     )
@@ -314,7 +314,7 @@ async fn end_reused_family(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session was ended (or had already ended)"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
         (status = 503, description = "`backend_unavailable`", body = ErrorBody),
     )
 )]

@@ -2,11 +2,14 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use service_kit::auth::ServiceCaller;
 use service_kit::extract::{Json, Path};
 use uuid::Uuid;
-use wire::api::auth::{GetMatchingProfile, GetPublicProfile, MatchingProfile, PublicProfile};
+use wire::api::auth::{
+    AuditEntry, GetMatchingProfile, GetPublicProfile, MatchingProfile, PublicProfile, RecordAudit,
+};
 use wire::domain::today_utc;
 use wire::endpoint::Endpoint;
 
@@ -15,11 +18,26 @@ use crate::error::AuthError;
 use crate::state::AppState;
 use crate::store::User;
 
-/// `/internal/users/*`.
+/// `/internal/users/*` and `/internal/audit`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(GetMatchingProfile::ROUTE, get(matching_profile))
         .route(GetPublicProfile::ROUTE, get(public_profile))
+        .route(RecordAudit::ROUTE, post(record_audit))
+}
+
+/// POST /internal/audit
+///
+/// Records an operator action taken at another service (report resolutions at
+/// message-service), so that `GET /v1/admin/audit` is the one audit view. An entry whose
+/// id is already recorded is kept as it was (retries are safe).
+pub async fn record_audit(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(entry): Json<AuditEntry>,
+) -> Result<StatusCode, AuthError> {
+    state.users().record_audit(&entry).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn user(state: &AppState, id: Uuid) -> Result<User, AuthError> {

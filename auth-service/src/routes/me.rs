@@ -52,7 +52,7 @@ async fn current_user(state: &AppState, auth: &AuthUser) -> Result<User, AuthErr
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = Profile),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn get_profile(
@@ -74,8 +74,8 @@ pub async fn get_profile(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated profile", body = Profile),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 422, description = "A field is invalid (the error names it)", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 422, description = "`invalid_display_name`, `invalid_interest`, `too_many_interests` or `invalid_field`; the error names the field", body = ErrorBody),
     )
 )]
 pub async fn update_profile(
@@ -120,7 +120,7 @@ pub async fn update_profile(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's default matching preferences", body = Preferences),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn get_preferences(
@@ -141,8 +141,8 @@ pub async fn get_preferences(
     request_body = Preferences,
     responses(
         (status = 200, description = "The stored (normalised) preferences", body = Preferences),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 422, description = "A field is invalid (the error names it)", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 422, description = "`invalid_age_range`, `invalid_age_widen`, `invalid_widen_every`, `invalid_fallback`, `interests_required`, `invalid_interest`, `too_many_interests` or `invalid_field`; the error names the field", body = ErrorBody),
     )
 )]
 pub async fn put_preferences(
@@ -172,9 +172,9 @@ pub async fn put_preferences(
     request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed; every other session was ended"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
         (status = 403, description = "`wrong_password`: the current password is wrong", body = ErrorBody),
-        (status = 422, description = "The new password is invalid", body = ErrorBody),
+        (status = 422, description = "`invalid_password`: the new password is invalid", body = ErrorBody),
         (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = ErrorBody),
     )
 )]
@@ -232,7 +232,7 @@ pub async fn change_password(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Active sessions", body = [SessionInfo]),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn list_sessions(
@@ -268,8 +268,8 @@ pub async fn list_sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "The session was ended"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 404, description = "No such active session of the caller", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such active session of the caller", body = ErrorBody),
     )
 )]
 pub async fn end_session(

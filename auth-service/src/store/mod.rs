@@ -220,7 +220,8 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     /// The account's ban, if it is banned.
     async fn ban_of(&self, id: Uuid) -> Result<Option<Ban>, StoreError>;
 
-    /// Appends an operator action to the audit log.
+    /// Appends an operator action to the audit log; an entry whose id is already there
+    /// is kept as it was.
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
     /// The newest `limit` entries of the audit log, newest first.

@@ -201,7 +201,7 @@ impl UserStore for PgUserStore {
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO admin_audit (id, at, operator_id, action, target_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO admin_audit (id, at, operator_id, action, target_id, detail) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
         )
         .bind(entry.id)
         .bind(entry.at)

@@ -228,7 +228,7 @@ impl UserStore for SqliteUserStore {
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO admin_audit (id, at, operator_id, action, target_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO admin_audit (id, at, operator_id, action, target_id, detail) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         )
         .bind(entry.id)
         .bind(entry.at)

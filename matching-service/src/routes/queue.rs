@@ -37,10 +37,10 @@ pub fn router() -> Router<AppState> {
     request_body = JoinQueueRequest,
     responses(
         (status = 200, description = "Waiting, or already matched", body = QueueStatus),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 422, description = "A criterion is invalid (the error names the field)", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 422, description = "`age_out_of_range`, `invalid_age_range`, `invalid_age_widen`, `invalid_widen_every`, `invalid_fallback`, `interests_required`, `invalid_interest`, `too_many_interests` or `invalid_field`; the error names the field", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many joins; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The queue or a peer service is unavailable", body = ErrorBody),
+        (status = 503, description = "`backend_unavailable`: the queue or a peer service is unavailable", body = ErrorBody),
     )
 )]
 pub async fn join(
@@ -51,6 +51,7 @@ pub async fn join(
     state
         .join_limiter()
         .check(auth.user_id)
+        .await
         .map_err(|retry_after| MatchError::TooManyJoins { retry_after })?;
     matcher::join(&state, auth.user_id, &body).await.map(Json)
 }
@@ -66,7 +67,7 @@ pub async fn join(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's queue status", body = QueueStatus),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn status(
@@ -86,7 +87,7 @@ pub async fn status(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Not in the queue any more"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn leave(

@@ -1,64 +1,28 @@
-//! The one conformance suite every [`QueueStore`] must pass, on the store alone and through
-//! the matcher with in-process peers; `tests/stores.rs` runs it on memory and on Redis.
+//! The one conformance suite every [`QueueStore`] must pass: one `pub async fn` per case,
+//! which `tests/stores.rs` runs on memory and on Redis through `test_support::conformance!`
+//! (the matcher's own tests, through in-process peers, are in `tests/matcher.rs` and use
+//! the helpers here).
 //!
 //! Every case takes handles on one *empty* queue. Several handles play several
 //! matching-service instances sharing the backend (the memory store passes the same
 //! handle more than once). Time is passed explicitly (or read from a [`ManualClock`]), so
 //! widening and cooldowns are exercised without sleeping.
 
-use service_kit::error::ErrorCode;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use service_kit::auth::ServiceCredential;
-use service_kit::client::ServiceClient;
-use service_kit::error::ApiError;
-use service_kit::token::TokenVerifier;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use wire::api::auth::{MatchingProfile, Preferences, PublicProfile};
-use wire::api::matching::{InterestMode, JoinQueueRequest, MatchInfo, QueueState};
-use wire::api::message::{Chat, CreateChatRequest, EndChatRequest, UserBlocks};
-use wire::api::wsmanager::{DeliverRequest, DeliverResponse};
+use wire::api::auth::PublicProfile;
+use wire::api::matching::{InterestMode, MatchInfo};
 use wire::domain::{Gender, MAX_AGE, MIN_AGE};
-use wire::protocol::ServerFrame;
 
 use super::{Claim, Confirmation, QueueStore, TicketState};
-use crate::config::MatchingConfig;
-use crate::matcher;
-use crate::rules::{Criteria, Ticket, from_millis, millis, relaxed, shared_interests};
-use crate::state::{AppState, ManualClock, Peers};
+use crate::rules::{Criteria, LowStanding, Ticket, from_millis, millis, relaxed, shared_interests};
 
 /// Handles on one empty queue.
 pub type Handles = [Arc<dyn QueueStore>];
-
-/// Runs every case, each on a fresh queue from `fresh`.
-pub async fn run_all<F, Fut>(fresh: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Vec<Arc<dyn QueueStore>>>,
-{
-    random_pairs_satisfy_both_sides(&fresh().await).await;
-    blocks_are_honoured_both_ways(&fresh().await).await;
-    a_ticket_blocking_thousands_joins_and_honours_every_block(&fresh().await).await;
-    cooldown_keeps_former_partners_apart(&fresh().await).await;
-    oldest_compatible_ticket_is_served_first(&fresh().await).await;
-    criteria_widen_with_waiting_time_and_never_beyond(&fresh().await).await;
-    one_ticket_per_user(&fresh().await).await;
-    leaving_is_immediate(&fresh().await).await;
-    released_and_stale_claims_come_back_with_their_waiting_time(&fresh().await).await;
-    instances_racing_never_double_pair(&fresh().await).await;
-    matcher_delivers_the_match_to_both(&fresh().await).await;
-    failed_chat_creation_puts_both_tickets_back(&fresh().await).await;
-    blocked_at_chat_creation_never_pairs_again(&fresh().await).await;
-    matchers_racing_never_double_pair(&fresh().await).await;
-}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -111,20 +75,20 @@ impl Rng {
 }
 
 /// A fixed start instant, far from the real clock.
-fn t0() -> OffsetDateTime {
+pub fn t0() -> OffsetDateTime {
     from_millis(1_800_000_000_000)
 }
 
-fn secs(s: u64) -> Duration {
+pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn at(base: OffsetDateTime, ms: i64) -> OffsetDateTime {
+pub fn at(base: OffsetDateTime, ms: i64) -> OffsetDateTime {
     from_millis(millis(base) + ms)
 }
 
 /// A ticket of a user of `gender` and `age` who accepts anyone, joined at `t0()`.
-fn person(gender: Gender, age: u8) -> Ticket {
+pub fn person(gender: Gender, age: u8) -> Ticket {
     Ticket {
         profile: PublicProfile {
             id: Uuid::new_v4(),
@@ -144,18 +108,19 @@ fn person(gender: Gender, age: u8) -> Ticket {
             fallback_after_secs: None,
         },
         blocked: vec![],
+        low_standing: None,
         joined_at: t0(),
     }
 }
 
-fn wanting(mut t: Ticket, genders: &[Gender], min_age: u8, max_age: u8) -> Ticket {
+pub fn wanting(mut t: Ticket, genders: &[Gender], min_age: u8, max_age: u8) -> Ticket {
     t.criteria.genders = genders.to_vec();
     t.criteria.min_age = min_age;
     t.criteria.max_age = max_age;
     t
 }
 
-fn liking(mut t: Ticket, interests: &[&str], mode: InterestMode) -> Ticket {
+pub fn liking(mut t: Ticket, interests: &[&str], mode: InterestMode) -> Ticket {
     let tags: Vec<String> = interests.iter().map(|s| (*s).to_owned()).collect();
     t.profile.interests = tags.clone();
     t.criteria.interests = tags;
@@ -163,12 +128,12 @@ fn liking(mut t: Ticket, interests: &[&str], mode: InterestMode) -> Ticket {
     t
 }
 
-fn joined(mut t: Ticket, when: OffsetDateTime) -> Ticket {
+pub fn joined(mut t: Ticket, when: OffsetDateTime) -> Ticket {
     t.joined_at = when;
     t
 }
 
-fn info_for(claim: &Claim, seeker_side: bool, now: OffsetDateTime) -> MatchInfo {
+pub fn info_for(claim: &Claim, seeker_side: bool, now: OffsetDateTime) -> MatchInfo {
     let (me, other) = if seeker_side {
         (&claim.seeker, &claim.partner)
     } else {
@@ -184,18 +149,18 @@ fn info_for(claim: &Claim, seeker_side: bool, now: OffsetDateTime) -> MatchInfo 
     }
 }
 
-async fn join(store: &dyn QueueStore, t: &Ticket, now: OffsetDateTime) -> Ticket {
+pub async fn join(store: &dyn QueueStore, t: &Ticket, now: OffsetDateTime) -> Ticket {
     store.join(t.clone(), now).await.expect("join")
 }
 
-async fn claim(store: &dyn QueueStore, user: Uuid, now: OffsetDateTime) -> Option<Claim> {
+pub async fn claim(store: &dyn QueueStore, user: Uuid, now: OffsetDateTime) -> Option<Claim> {
     store
         .claim(user, Uuid::now_v7(), now, secs(30))
         .await
         .expect("claim")
 }
 
-async fn confirm(store: &dyn QueueStore, c: &Claim, cooldown: Duration, now: OffsetDateTime) {
+pub async fn confirm(store: &dyn QueueStore, c: &Claim, cooldown: Duration, now: OffsetDateTime) {
     let answer = store
         .confirm(
             c,
@@ -209,11 +174,11 @@ async fn confirm(store: &dyn QueueStore, c: &Claim, cooldown: Duration, now: Off
     assert_eq!(answer, Confirmation::Confirmed, "both were still claimed");
 }
 
-fn pair_of(c: &Claim) -> (Uuid, Uuid) {
+pub fn pair_of(c: &Claim) -> (Uuid, Uuid) {
     (c.seeker.user_id(), c.partner.user_id())
 }
 
-async fn state_of(store: &dyn QueueStore, user: Uuid) -> Option<(OffsetDateTime, TicketState)> {
+pub async fn state_of(store: &dyn QueueStore, user: Uuid) -> Option<(OffsetDateTime, TicketState)> {
     store
         .ticket(user)
         .await
@@ -261,7 +226,12 @@ fn oracle_shared(a: &Ticket, b: &Ticket) -> usize {
 fn oracle_one_side(a: &Ticket, b: &Ticket, shared: usize, now: OffsetDateTime) -> bool {
     let (lo, hi) = oracle_range(a, now);
     let age = i64::from(b.profile.age);
-    (a.criteria.genders.is_empty() || a.criteria.genders.contains(&b.profile.gender))
+    let b_held = b
+        .low_standing
+        .is_some_and(|l| waited_secs(b, now) < i64::from(l.hold_secs));
+    a.low_standing.is_some() == b.low_standing.is_some()
+        && !b_held
+        && (a.criteria.genders.is_empty() || a.criteria.genders.contains(&b.profile.gender))
         && lo <= age
         && age <= hi
         && (!oracle_requires_interests(a, now) || shared > 0)
@@ -317,7 +287,7 @@ fn oracle_best<'a>(
 
 const TAGS: [&str; 6] = ["chess", "films", "hiking", "music", "rust", "travel"];
 
-fn random_ticket(rng: &mut Rng, joined_at: OffsetDateTime) -> Ticket {
+pub fn random_ticket(rng: &mut Rng, joined_at: OffsetDateTime) -> Ticket {
     let gender = Gender::ALL[rng.below(3) as usize];
     let age = MIN_AGE + rng.below(33) as u8;
     let mut t = person(gender, age);
@@ -353,7 +323,72 @@ fn random_ticket(rng: &mut Rng, joined_at: OffsetDateTime) -> Ticket {
     t.criteria.age_widen_years = rng.below(7) as u8;
     t.criteria.widen_every_secs = 1 + rng.below(20) as u32;
     t.criteria.fallback_after_secs = rng.chance(50).then(|| rng.below(40) as u32);
+    t.low_standing = rng.chance(20).then(|| LowStanding {
+        hold_secs: rng.below(20) as u32,
+    });
     joined(t, joined_at)
+}
+
+pub fn in_low_standing(mut t: Ticket, hold_secs: u32) -> Ticket {
+    t.low_standing = Some(LowStanding { hold_secs });
+    t
+}
+
+/// Tickets in low standing are never paired with others, not even the oldest waiting;
+/// one searches only after its hold and finds only another whose hold is over too.
+pub async fn low_standing_waits_its_hold_and_meets_only_its_own(stores: &Handles) {
+    let store = stores[0].as_ref();
+    let bad = in_low_standing(person(Gender::Male, 30), 30);
+    let other_bad = joined(
+        in_low_standing(person(Gender::Female, 30), 30),
+        at(t0(), 1000),
+    );
+    let good = joined(person(Gender::Female, 30), at(t0(), 2000));
+    let also_good = joined(person(Gender::Male, 30), at(t0(), 3000));
+    for t in [&bad, &other_bad, &good, &also_good] {
+        join(store, t, t.joined_at).await;
+    }
+    let now = at(t0(), 5000);
+    assert!(
+        claim(store, bad.user_id(), now).await.is_none(),
+        "inside its hold it does not search"
+    );
+    assert!(
+        !store
+            .due(at(t0(), 29_999), 100)
+            .await
+            .unwrap()
+            .contains(&bad.user_id()),
+        "its next search is at the end of the hold"
+    );
+    assert!(
+        store
+            .due(at(t0(), 30_000), 100)
+            .await
+            .unwrap()
+            .contains(&bad.user_id())
+    );
+    let c = claim(store, good.user_id(), now)
+        .await
+        .expect("the good ones meet");
+    assert_eq!(
+        c.partner.user_id(),
+        also_good.user_id(),
+        "never the older tickets in low standing"
+    );
+    store.release(&c, false, now).await.unwrap();
+    store.leave(good.user_id()).await.unwrap();
+    store.leave(also_good.user_id()).await.unwrap();
+    assert!(
+        claim(store, bad.user_id(), at(t0(), 30_500))
+            .await
+            .is_none(),
+        "the other's hold is not over"
+    );
+    let c = claim(store, bad.user_id(), at(t0(), 31_000))
+        .await
+        .expect("both holds are over");
+    assert_eq!(c.partner.user_id(), other_bad.user_id());
 }
 
 /// Property: over many random queues (seeded), every pair a claim produces satisfies both
@@ -1192,533 +1227,4 @@ pub async fn instances_racing_never_double_pair(stores: &Handles) {
         }
     }
     assert_eq!(stores[0].waiting_count().await.expect("count"), waiting);
-}
-
-// ---------------------------------------------------------------------------------------
-// Through the matcher, with in-process peers
-// ---------------------------------------------------------------------------------------
-
-/// In-process auth-service, message-service and ws-manager for the matcher: profiles,
-/// blocks, chats (creation can be made to fail), and the events delivered.
-#[derive(Debug, Clone, Default)]
-pub struct PeerStandIns {
-    inner: Arc<Mutex<PeerData>>,
-}
-
-#[derive(Debug, Default)]
-struct PeerData {
-    profiles: HashMap<Uuid, MatchingProfile>,
-    /// (blocker, blocked)
-    blocks: HashSet<(Uuid, Uuid)>,
-    chats: HashMap<Uuid, Chat>,
-    fail_chats: bool,
-    chat_attempts: usize,
-    delivered: Vec<(Uuid, MatchInfo)>,
-}
-
-impl PeerStandIns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PeerData> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The peers as in-process clients.
-    pub fn peers(&self) -> Peers {
-        let auth = Router::new()
-            .route("/internal/users/{id}", get(peer_profile))
-            .with_state(self.clone());
-        let message = Router::new()
-            .route("/internal/users/{id}/chats", get(peer_user_chats))
-            .route("/internal/users/{id}/blocks", get(peer_blocks))
-            .route("/internal/chats", post(peer_create_chat))
-            .route("/internal/chats/{id}", get(peer_chat))
-            .route("/internal/chats/{id}/end", post(peer_end_chat))
-            .with_state(self.clone());
-        let ws = Router::new()
-            .route("/internal/deliver", post(peer_deliver))
-            .with_state(self.clone());
-        Peers {
-            auth: ServiceClient::in_process("auth-service", auth, None),
-            message: ServiceClient::in_process("message-service", message, None),
-            ws_manager: ServiceClient::in_process("ws-manager", ws, None),
-        }
-    }
-
-    /// Registers a user who accepts anyone by default.
-    pub fn add_user(&self, gender: Gender, age: u8, interests: &[&str]) -> PublicProfile {
-        let profile = PublicProfile {
-            id: Uuid::new_v4(),
-            display_name: format!("{}-{age}", gender.as_str()),
-            gender,
-            age,
-            interests: interests.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let preferences = Preferences {
-            genders: vec![],
-            min_age: MIN_AGE,
-            max_age: MAX_AGE,
-            interests: vec![],
-            ..Default::default()
-        };
-        self.lock().profiles.insert(
-            profile.id,
-            MatchingProfile {
-                profile: profile.clone(),
-                preferences,
-            },
-        );
-        profile
-    }
-
-    /// `blocker` blocks `blocked`.
-    pub fn block(&self, blocker: Uuid, blocked: Uuid) {
-        self.lock().blocks.insert((blocker, blocked));
-    }
-
-    /// Makes chat creation fail (503) or succeed again.
-    pub fn fail_chats(&self, fail: bool) {
-        self.lock().fail_chats = fail;
-    }
-
-    /// Chat creations asked for so far.
-    pub fn chat_attempts(&self) -> usize {
-        self.lock().chat_attempts
-    }
-
-    /// `matched` events delivered to `user`.
-    pub fn delivered_to(&self, user: Uuid) -> Vec<MatchInfo> {
-        self.lock()
-            .delivered
-            .iter()
-            .filter(|(u, _)| *u == user)
-            .map(|(_, i)| i.clone())
-            .collect()
-    }
-
-    /// Every chat created.
-    pub fn chats(&self) -> Vec<Chat> {
-        self.lock().chats.values().cloned().collect()
-    }
-
-    /// The user's chats not ended.
-    pub fn live_chats_of(&self, user: Uuid) -> Vec<Chat> {
-        self.lock()
-            .chats
-            .values()
-            .filter(|c| c.ended_at.is_none() && c.participants.contains(&user))
-            .cloned()
-            .collect()
-    }
-}
-
-async fn peer_profile(
-    State(p): State<PeerStandIns>,
-    Path(id): Path<Uuid>,
-) -> Result<axum::Json<MatchingProfile>, ApiError> {
-    p.lock()
-        .profiles
-        .get(&id)
-        .cloned()
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found("no such user"))
-}
-
-async fn peer_user_chats(
-    State(p): State<PeerStandIns>,
-    Path(id): Path<Uuid>,
-    Query(q): Query<HashMap<String, String>>,
-) -> axum::Json<Vec<Chat>> {
-    let active = q.get("active").is_some_and(|v| v == "true");
-    axum::Json(
-        p.lock()
-            .chats
-            .values()
-            .filter(|c| c.participants.contains(&id) && (!active || c.ended_at.is_none()))
-            .cloned()
-            .collect(),
-    )
-}
-
-async fn peer_blocks(
-    State(p): State<PeerStandIns>,
-    Path(id): Path<Uuid>,
-) -> axum::Json<UserBlocks> {
-    let data = p.lock();
-    axum::Json(UserBlocks {
-        blocked: data
-            .blocks
-            .iter()
-            .filter(|(a, _)| *a == id)
-            .map(|(_, b)| *b)
-            .collect(),
-        blocked_by: data
-            .blocks
-            .iter()
-            .filter(|(_, b)| *b == id)
-            .map(|(a, _)| *a)
-            .collect(),
-    })
-}
-
-async fn peer_create_chat(
-    State(p): State<PeerStandIns>,
-    axum::Json(req): axum::Json<CreateChatRequest>,
-) -> Result<(StatusCode, axum::Json<Chat>), ApiError> {
-    let mut data = p.lock();
-    data.chat_attempts += 1;
-    if data.fail_chats {
-        return Err(ApiError::unavailable("chat storage is unavailable"));
-    }
-    let ids: Vec<Uuid> = req.participants.iter().map(|x| x.id).collect();
-    if ids
-        .iter()
-        .any(|a| ids.iter().any(|b| data.blocks.contains(&(*a, *b))))
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::Blocked,
-            "the participants blocked each other",
-        ));
-    }
-    if let Some(chat) = data.chats.values().find(|c| c.match_id == req.match_id) {
-        return Ok((StatusCode::OK, axum::Json(chat.clone())));
-    }
-    let chat = Chat {
-        id: Uuid::new_v4(),
-        match_id: req.match_id,
-        participants: ids,
-        created_at: OffsetDateTime::now_utc(),
-        ended_at: None,
-        ended_by: None,
-        last_seq: 0,
-    };
-    data.chats.insert(chat.id, chat.clone());
-    Ok((StatusCode::CREATED, axum::Json(chat)))
-}
-
-async fn peer_chat(
-    State(p): State<PeerStandIns>,
-    Path(id): Path<Uuid>,
-) -> Result<axum::Json<Chat>, ApiError> {
-    p.lock()
-        .chats
-        .get(&id)
-        .cloned()
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found("no such chat"))
-}
-
-async fn peer_end_chat(
-    State(p): State<PeerStandIns>,
-    Path(id): Path<Uuid>,
-    axum::Json(req): axum::Json<EndChatRequest>,
-) -> Result<axum::Json<Chat>, ApiError> {
-    let mut data = p.lock();
-    let chat = data
-        .chats
-        .get_mut(&id)
-        .ok_or_else(|| ApiError::not_found("no such chat"))?;
-    if chat.ended_at.is_none() {
-        chat.ended_at = Some(OffsetDateTime::now_utc());
-        chat.ended_by = Some(req.user_id);
-    }
-    Ok(axum::Json(chat.clone()))
-}
-
-async fn peer_deliver(
-    State(p): State<PeerStandIns>,
-    axum::Json(req): axum::Json<DeliverRequest>,
-) -> axum::Json<DeliverResponse> {
-    let mut data = p.lock();
-    let mut routed = 0;
-    if let ServerFrame::Matched { info } = req.event {
-        for u in req.user_ids {
-            data.delivered.push((u, info.clone()));
-            routed += 1;
-        }
-    }
-    axum::Json(DeliverResponse { routed })
-}
-
-const CREDENTIAL: &str = "conformance-service-credential-0123456789";
-
-/// A matcher on `store` with the stand-in peers, reading `clock`.
-fn matcher_on(store: Arc<dyn QueueStore>, peers: &PeerStandIns, clock: &ManualClock) -> AppState {
-    let config = MatchingConfig {
-        cooldown: secs(600),
-        tick: Duration::from_millis(50),
-        recheck: secs(30),
-        claim_timeout: secs(30),
-        sweep_batch: 256,
-        sweep_concurrency: 8,
-        ..MatchingConfig::default()
-    };
-    AppState::new(
-        store,
-        peers.peers(),
-        TokenVerifier::new("random-chats", "random-chats"),
-        ServiceCredential::new(CREDENTIAL),
-        config,
-    )
-    .with_clock(clock.clock())
-}
-
-/// The full flow: join with preferences (interests from the profile), the status shows
-/// the criteria widening with time, a later join matches, both learn it through a
-/// `matched` event (chat id, partner's public profile, shared interests, what was
-/// relaxed) and the status; "Next" ends the chat; the internal drop removes a ticket.
-pub async fn matcher_delivers_the_match_to_both(stores: &Handles) {
-    let peers = PeerStandIns::default();
-    let clock = ManualClock::new(t0());
-    let state = matcher_on(Arc::clone(&stores[0]), &peers, &clock);
-    let a = peers.add_user(Gender::Male, 30, &["chess", "films"]);
-    let b = peers.add_user(Gender::Female, 28, &["films", "music"]);
-    let req = JoinQueueRequest {
-        genders: Some(vec![Gender::Female]),
-        min_age: Some(30),
-        max_age: Some(35),
-        age_widen_years: Some(3),
-        widen_every_secs: Some(10),
-        ..JoinQueueRequest::default()
-    };
-    let st = matcher::join(&state, a.id, &req).await.expect("join");
-    assert_eq!(st.state, QueueState::Waiting);
-    assert_eq!(st.waiting_since, Some(t0()));
-    let criteria = st.criteria.expect("criteria");
-    assert_eq!((criteria.min_age, criteria.max_age), (30, 35));
-    assert_eq!(criteria.interests, a.interests, "from the profile");
-    clock.advance(secs(25));
-    let st = matcher::status(&state, a.id).await.expect("status");
-    assert_eq!(st.waiting_since, Some(t0()));
-    let criteria = st.criteria.expect("criteria");
-    assert_eq!((criteria.min_age, criteria.max_age), (28, 37), "two steps");
-
-    let st = matcher::join(&state, b.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    assert_eq!(st.state, QueueState::Matched, "a accepts 28 by now");
-    let for_b = st.matched.expect("match");
-    let to_a = peers.delivered_to(a.id);
-    let to_b = peers.delivered_to(b.id);
-    assert_eq!((to_a.len(), to_b.len()), (1, 1), "one matched event each");
-    assert_eq!(to_b[0], for_b);
-    let for_a = &to_a[0];
-    assert_eq!(for_a.chat_id, for_b.chat_id);
-    assert_eq!(for_a.match_id, for_b.match_id);
-    assert_eq!(for_a.partner, b);
-    assert_eq!(for_b.partner, a);
-    assert_eq!(for_a.shared_interests, vec!["films".to_owned()]);
-    assert_eq!(for_b.shared_interests, vec!["films".to_owned()]);
-    assert_eq!(
-        for_a.relaxed,
-        vec![wire::api::matching::RelaxedCriterion::AgeRange]
-    );
-    assert!(for_b.relaxed.is_empty());
-    let chat = peers.live_chats_of(a.id);
-    assert_eq!(chat.len(), 1);
-    assert_eq!(chat[0].id, for_a.chat_id);
-    assert!(chat[0].participants.contains(&b.id));
-    let st = matcher::status(&state, a.id).await.expect("status");
-    assert_eq!(st.state, QueueState::Matched);
-    assert_eq!(st.matched.as_ref(), Some(for_a));
-
-    // "Next": joining again ends the live chat; at most one live chat per user.
-    let st = matcher::join(&state, a.id, &req).await.expect("join");
-    assert_eq!(st.state, QueueState::Waiting);
-    assert!(peers.live_chats_of(a.id).is_empty());
-    let st = matcher::status(&state, b.id).await.expect("status");
-    assert_eq!(st.state, QueueState::Idle, "b's chat ended");
-
-    // ws-handler drops the ticket when the last connection closes.
-    let me = ServiceClient::in_process(
-        "matching-service",
-        crate::app(state.clone()),
-        Some(ServiceCredential::new(CREDENTIAL)),
-    );
-    me.call::<wire::api::matching::DropTicket>(a.id, ())
-        .await
-        .expect("drop");
-    assert_eq!(state_of(stores[0].as_ref(), a.id).await, None);
-    let st = matcher::status(&state, a.id).await.expect("status");
-    assert_eq!(st.state, QueueState::Idle);
-    let anonymous = ServiceClient::in_process("matching-service", crate::app(state.clone()), None);
-    let err = anonymous
-        .call::<wire::api::matching::DropTicket>(b.id, ())
-        .await
-        .expect_err("the drop needs the service credential");
-    assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
-}
-
-/// When the chat cannot be created, both tickets go back with their original waiting
-/// time, and the pair is made once chats can be created again.
-pub async fn failed_chat_creation_puts_both_tickets_back(stores: &Handles) {
-    let peers = PeerStandIns::default();
-    let clock = ManualClock::new(t0());
-    let state = matcher_on(Arc::clone(&stores[0]), &peers, &clock);
-    let a = peers.add_user(Gender::Male, 30, &["chess"]);
-    let b = peers.add_user(Gender::Female, 30, &["chess"]);
-    peers.fail_chats(true);
-    let st = matcher::join(&state, a.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    assert_eq!(st.state, QueueState::Waiting);
-    assert_eq!(peers.chat_attempts(), 0, "nobody to meet yet");
-    clock.advance(secs(5));
-    let st = matcher::join(&state, b.id, &JoinQueueRequest::default())
-        .await
-        .expect("the join succeeds; the search failed");
-    assert_eq!(st.state, QueueState::Waiting);
-    assert_eq!(st.waiting_since, Some(at(t0(), 5000)));
-    assert!(peers.chat_attempts() >= 1);
-    let store = stores[0].as_ref();
-    assert_eq!(
-        state_of(store, a.id).await,
-        Some((t0(), TicketState::Waiting))
-    );
-    assert_eq!(
-        state_of(store, b.id).await,
-        Some((at(t0(), 5000), TicketState::Waiting))
-    );
-    let attempts = peers.chat_attempts();
-    clock.advance(secs(1));
-    // Take the wake-up left by the join, then sweep against the failing peer.
-    futures::FutureExt::now_or_never(state.woken()).expect("the join left a wake-up");
-    matcher::sweep(&state).await;
-    assert!(peers.chat_attempts() > attempts, "the matcher tried again");
-    assert!(
-        futures::FutureExt::now_or_never(state.woken()).is_none(),
-        "a failing peer must not wake the matcher at once (it would spin): the next \
-         tick retries"
-    );
-    assert_eq!(
-        state_of(store, a.id).await,
-        Some((t0(), TicketState::Waiting))
-    );
-    assert_eq!(
-        state_of(store, b.id).await,
-        Some((at(t0(), 5000), TicketState::Waiting))
-    );
-    assert!(peers.delivered_to(a.id).is_empty() && peers.chats().is_empty());
-    let st = matcher::status(&state, a.id).await.expect("status");
-    assert_eq!(st.waiting_since, Some(t0()));
-
-    peers.fail_chats(false);
-    clock.advance(secs(1));
-    matcher::sweep(&state).await;
-    let to_a = peers.delivered_to(a.id);
-    let to_b = peers.delivered_to(b.id);
-    assert_eq!((to_a.len(), to_b.len()), (1, 1));
-    assert_eq!(to_a[0].chat_id, to_b[0].chat_id);
-    assert_eq!(to_a[0].shared_interests, vec!["chess".to_owned()]);
-    assert_eq!(state_of(store, a.id).await, None);
-    assert_eq!(
-        matcher::status(&state, b.id).await.expect("status").state,
-        QueueState::Matched
-    );
-}
-
-/// A block known at join keeps a pair apart; a block made after both joined is caught at
-/// chat creation, and the pair is put back and never tried again.
-pub async fn blocked_at_chat_creation_never_pairs_again(stores: &Handles) {
-    let peers = PeerStandIns::default();
-    let clock = ManualClock::new(t0());
-    let state = matcher_on(Arc::clone(&stores[0]), &peers, &clock);
-    let store = stores[0].as_ref();
-    let d = peers.add_user(Gender::Male, 30, &[]);
-    let e = peers.add_user(Gender::Female, 30, &[]);
-    peers.block(e.id, d.id);
-    matcher::join(&state, d.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    let st = matcher::join(&state, e.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    assert_eq!(st.state, QueueState::Waiting, "blocked at join");
-    assert_eq!(peers.chat_attempts(), 0, "never even tried");
-    matcher::leave(&state, d.id).await.expect("leave");
-    matcher::leave(&state, e.id).await.expect("leave");
-
-    let a = peers.add_user(Gender::Male, 30, &[]);
-    let b = peers.add_user(Gender::Female, 30, &[]);
-    peers.fail_chats(true);
-    matcher::join(&state, a.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    matcher::join(&state, b.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    peers.block(a.id, b.id);
-    peers.fail_chats(false);
-    let attempts = peers.chat_attempts();
-    clock.advance(secs(1));
-    matcher::sweep(&state).await;
-    assert!(peers.chat_attempts() > attempts);
-    assert!(peers.chats().is_empty(), "refused: they blocked each other");
-    assert_eq!(
-        state_of(store, a.id).await,
-        Some((t0(), TicketState::Waiting))
-    );
-    assert_eq!(
-        state_of(store, b.id).await,
-        Some((t0(), TicketState::Waiting))
-    );
-    let attempts = peers.chat_attempts();
-    clock.advance(secs(31));
-    matcher::sweep(&state).await;
-    assert_eq!(peers.chat_attempts(), attempts, "never tried again");
-    let c = peers.add_user(Gender::Other, 30, &[]);
-    let st = matcher::join(&state, c.id, &JoinQueueRequest::default())
-        .await
-        .expect("join");
-    assert_eq!(st.state, QueueState::Matched);
-    assert_eq!(
-        st.matched.expect("match").partner.id,
-        a.id,
-        "the oldest ticket"
-    );
-}
-
-/// Two matcher instances sweeping one queue at once (chat creation failing now and then):
-/// every user ends in exactly one live chat, learns exactly one match, and the partner's
-/// event names them back.
-pub async fn matchers_racing_never_double_pair(stores: &Handles) {
-    let peers = PeerStandIns::default();
-    let clock = ManualClock::new(t0());
-    let one = matcher_on(Arc::clone(&stores[0]), &peers, &clock);
-    let two = matcher_on(Arc::clone(&stores[stores.len() - 1]), &peers, &clock);
-    let store = stores[0].as_ref();
-    let mut rng = Rng::new(0xD0_0B1E);
-    let mut users = Vec::new();
-    for i in 0..60 {
-        let p = peers.add_user(Gender::ALL[i % 3], 18 + rng.below(43) as u8, &[]);
-        let mut t = person(p.gender, p.age);
-        t.profile = p.clone();
-        join(store, &joined(t, at(t0(), i as i64)), t0()).await;
-        users.push(p.id);
-    }
-    for round in 0..40 {
-        peers.fail_chats(round % 3 == 0);
-        tokio::join!(matcher::sweep(&one), matcher::sweep(&two));
-        clock.advance(secs(31));
-        if store.waiting_count().await.expect("count") == 0 && round % 3 != 0 {
-            break;
-        }
-    }
-    assert_eq!(store.waiting_count().await.expect("count"), 0);
-    for u in &users {
-        assert_eq!(state_of(store, *u).await, None, "{u} still has a ticket");
-        let live = peers.live_chats_of(*u);
-        assert_eq!(live.len(), 1, "{u} is in {} live chats", live.len());
-        let got = peers.delivered_to(*u);
-        assert_eq!(got.len(), 1, "{u} learnt {} matches", got.len());
-        assert_eq!(got[0].chat_id, live[0].id);
-        let partner = got[0].partner.id;
-        let back = peers.delivered_to(partner);
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].partner.id, *u);
-        assert_eq!(back[0].chat_id, got[0].chat_id);
-    }
-    assert!(
-        peers.chats().iter().all(|c| c.ended_at.is_none()),
-        "no chat was abandoned"
-    );
 }

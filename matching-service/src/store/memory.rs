@@ -13,10 +13,10 @@ use wire::api::matching::{InterestMode, MatchInfo};
 use super::{AGE_BAND, Claim, Confirmation, QueueStore, SearchLimits, StoreError, TicketState};
 use crate::rules::{Ticket, compatible, gender_index, millis, truncate_to_millis};
 
-/// Index key of an age bucket: (gender, wanted gender, age band).
-type BucketKey = (u8, u8, u8);
-/// Index key of an interest list: (interest, gender, wanted gender).
-type InterestKey = (String, u8, u8);
+/// Index key of an age bucket: (low standing, gender, wanted gender, age band).
+type BucketKey = (bool, u8, u8, u8);
+/// Index key of an interest list: (interest, low standing, gender, wanted gender).
+type InterestKey = (String, bool, u8, u8);
 /// Entries of an index, oldest first.
 type Entries = BTreeSet<(i64, Uuid)>;
 
@@ -71,20 +71,24 @@ impl MemoryQueueStore {
 }
 
 fn bucket_keys(t: &Ticket) -> Vec<BucketKey> {
-    let g = gender_index(t.profile.gender);
+    let (pool, g) = (t.is_low_standing(), gender_index(t.profile.gender));
     t.wanted_genders()
         .into_iter()
-        .map(|x| (g, gender_index(x), t.profile.age / AGE_BAND))
+        .map(|x| (pool, g, gender_index(x), t.profile.age / AGE_BAND))
         .collect()
 }
 
 fn interest_keys(t: &Ticket) -> Vec<InterestKey> {
-    let g = gender_index(t.profile.gender);
+    let (pool, g) = (t.is_low_standing(), gender_index(t.profile.gender));
     let wanted = t.wanted_genders();
     t.criteria
         .interests
         .iter()
-        .flat_map(|i| wanted.iter().map(move |x| (i.clone(), g, gender_index(*x))))
+        .flat_map(|i| {
+            wanted
+                .iter()
+                .map(move |x| (i.clone(), pool, g, gender_index(*x)))
+        })
         .collect()
 }
 
@@ -186,7 +190,11 @@ impl Inner {
         now: OffsetDateTime,
         limits: SearchLimits,
     ) -> Option<(Uuid, usize)> {
+        if seeker.held(now) {
+            return None;
+        }
         let me = seeker.user_id();
+        let pool = seeker.is_low_standing();
         let now_ms = millis(now);
         let recent: HashSet<Uuid> = self
             .recent
@@ -210,7 +218,7 @@ impl Inner {
             let mut best: Option<(usize, i64, Uuid)> = None;
             for interest in &seeker.criteria.interests {
                 for g in &wanted {
-                    let Some(list) = self.interests.get(&(interest.clone(), *g, sg)) else {
+                    let Some(list) = self.interests.get(&(interest.clone(), pool, *g, sg)) else {
                         continue;
                     };
                     for &(score, cand) in list.iter().take(limits.interest_scan) {
@@ -243,7 +251,7 @@ impl Inner {
         > = Vec::new();
         for g in &wanted {
             for band in lo / AGE_BAND..=hi / AGE_BAND {
-                if let Some(list) = self.buckets.get(&(*g, sg, band)) {
+                if let Some(list) = self.buckets.get(&(pool, *g, sg, band)) {
                     heads.push(list.iter().peekable());
                 }
             }

@@ -10,6 +10,8 @@
 //! - `b:{gender}{wanted}:{band}` — sorted set of members by join time: the age buckets
 //!   ([`super::AGE_BAND`] years each).
 //! - `i:{interest id}:{gender}{wanted}` — sorted set of members by join time.
+//! - `l:b:…`, `l:i:…` — the same indexes for tickets in low standing, a pool of their own
+//!   ([`crate::rules::LowStanding`]).
 //! - `q` (waiting users), `due` (next search time), `claimed` (claim time) — sorted sets.
 //! - `bl:{user}` — set of users the ticket must not meet (blocks, either direction).
 //! - `rp:{user}` — sorted set of recent partners by end of cooldown.
@@ -87,10 +89,11 @@ fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| StoreError::Backend(format!("corrupt user id {s:?}: {e}")))
 }
 
-/// The fixed 32-byte head of a ticket's index member (the script appends interest ids).
+/// The fixed 37-byte head of a ticket's index member (the script appends interest ids);
+/// the layout is described at the top of `lua/prelude.lua`.
 fn member_header(t: &Ticket) -> Vec<u8> {
     let c = &t.criteria;
-    let mut h = Vec::with_capacity(32);
+    let mut h = Vec::with_capacity(37);
     h.extend_from_slice(t.user_id().as_bytes());
     h.push(gender_index(t.profile.gender));
     h.push(t.profile.age);
@@ -106,6 +109,9 @@ fn member_header(t: &Ticket) -> Vec<u8> {
         .fold(0u8, |m, g| m | (1 << gender_index(g)));
     h.push(mask);
     h.push(u8::from(!t.blocked.is_empty()));
+    h.push(u8::from(t.is_low_standing()));
+    let hold = t.low_standing.map_or(0, |l| l.hold_secs);
+    h.extend_from_slice(&hold.to_be_bytes());
     h
 }
 

@@ -9,6 +9,7 @@ use service_kit::auth::AdminUser;
 use service_kit::error::{ErrorBody, ErrorCode};
 use service_kit::extract::{Json, Path, Query};
 use uuid::Uuid;
+use wire::api::auth::AuditEntry;
 use wire::api::message::{
     ListReports, Report, ReportResolution, ReportReview, ReportsQuery, ResolveReport,
     ResolveReportRequest,
@@ -61,8 +62,8 @@ async fn review(
     params(ReportsQuery),
     responses(
         (status = 200, description = "Reports with their evidence", body = [ReportReview]),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "`admin_required`", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 403, description = "`admin_required`: the token has no admin role", body = ErrorBody),
         (status = 422, description = "`limit_invalid`", body = ErrorBody),
     )
 )]
@@ -83,10 +84,20 @@ pub async fn list_reports(
     Ok(Json(reviews))
 }
 
+/// The audit entry id of a report's resolution: time-ordered by the resolution time, the
+/// rest from the report id, so the same resolution always gives the same id.
+fn audit_id(report: &Report, resolution: &ReportResolution) -> Uuid {
+    let millis = (resolution.at.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+    let mut rest = [0u8; 10];
+    rest.copy_from_slice(&report.id.as_bytes()[6..]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &rest).into_uuid()
+}
+
 /// POST /v1/admin/reports/{id}/resolve
 ///
 /// Records how a report was resolved (once: a report already resolved keeps its first
-/// resolution, which is answered).
+/// resolution, which is answered) and puts it in the one audit log at auth-service
+/// (`GET /v1/admin/audit`, action `resolve_report`).
 #[utoipa::path(
     post,
     path = "/v1/admin/reports/{id}/resolve",
@@ -96,10 +107,11 @@ pub async fn list_reports(
     request_body = ResolveReportRequest,
     responses(
         (status = 200, description = "The report with its resolution", body = ReportReview),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 403, description = "`admin_required`", body = ErrorBody),
-        (status = 404, description = "No such report", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 403, description = "`admin_required`: the token has no admin role", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such report", body = ErrorBody),
         (status = 422, description = "`reason_invalid`: the note is too long or holds control characters", body = ErrorBody),
+        (status = 503, description = "`backend_unavailable`: resolved, but the audit log is unreachable; resolving again records it", body = ErrorBody),
     )
 )]
 pub async fn resolve_report(
@@ -127,6 +139,26 @@ pub async fn resolve_report(
     let Some((report, resolution)) = state.store().resolve_report(id, &resolution).await? else {
         return Err(MessageError::NotFound("no such report"));
     };
-    tracing::info!(operator = %operator.0.user_id, report = %id, outcome = ?resolution.outcome, "report resolved");
+    // The audit entry is derived from the stored resolution alone, so resolving again
+    // after a failure here records the same entry once.
+    let entry = AuditEntry {
+        id: audit_id(&report, &resolution),
+        at: resolution.at,
+        operator_id: resolution.by,
+        action: "resolve_report".to_owned(),
+        target_id: report.reported_id,
+        detail: format!(
+            "{} report {}: {}",
+            crate::store::outcome_name(resolution.outcome),
+            report.id,
+            resolution.note
+        ),
+    };
+    state.audit(entry).await.map_err(|err| {
+        MessageError::Unavailable(format!(
+            "report {id} is resolved but the audit log did not record it ({err}); resolving \
+             again records it"
+        ))
+    })?;
     Ok(Json(review(&state, report, Some(resolution)).await?))
 }

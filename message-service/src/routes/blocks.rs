@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 201, description = "Blocked", body = BlockedUser),
         (status = 200, description = "Already blocked", body = BlockedUser),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
         (status = 422, description = "`cannot_block_self`, or `too_many_blocks` (the cap)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many blocks; see Retry-After", body = ErrorBody),
     )
@@ -57,6 +57,7 @@ pub async fn block(
     state
         .block_limiter()
         .check(auth.user_id)
+        .await
         .map_err(|retry_after| MessageError::RateLimited {
             what: "blocks",
             retry_after,
@@ -95,7 +96,7 @@ pub async fn block(
     params(("user_id" = Uuid, Path, description = "The blocked user")),
     responses(
         (status = 204, description = "Not blocked (any more)"),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn unblock(
@@ -117,7 +118,7 @@ pub async fn unblock(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Blocked users, newest first", body = Vec<BlockedUser>),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
     )
 )]
 pub async fn list_blocks(

@@ -21,7 +21,7 @@ use super::{DEFAULT_CHAT_LIMIT, MAX_CHAT_LIMIT, page_limit, participant_chat};
 use crate::error::MessageError;
 use crate::state::AppState;
 use crate::store::ChatCursor;
-use crate::view::{chat_summary, message_views};
+use crate::view::{chat_summaries, chat_summary, message_views};
 
 /// Default number of messages in a history page.
 pub const DEFAULT_PAGE_LIMIT: u32 = 50;
@@ -47,8 +47,8 @@ pub fn router() -> Router<AppState> {
     params(ChatListQuery),
     responses(
         (status = 200, description = "A page of the caller's chats, newest first", body = ChatPage),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 422, description = "Invalid limit", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 422, description = "`limit_invalid` or `invalid_query` (a cursor that is not a next_before)", body = ErrorBody),
     )
 )]
 pub async fn list_chats(
@@ -80,12 +80,8 @@ pub async fn list_chats(
     } else {
         None
     };
-    let mut summaries = Vec::with_capacity(chats.len());
-    for chat in chats {
-        summaries.push(chat_summary(state.store(), chat, auth.user_id).await?);
-    }
     Ok(Json(ChatPage {
-        chats: summaries,
+        chats: chat_summaries(state.store(), chats, auth.user_id).await?,
         next_before,
     }))
 }
@@ -99,8 +95,8 @@ pub async fn list_chats(
     params(("id" = Uuid, Path, description = "Chat id")),
     responses(
         (status = 200, description = "The chat", body = ChatSummary),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 404, description = "`chat_not_found`: no such chat among the caller's", body = ErrorBody),
     )
 )]
 pub async fn get_chat(
@@ -125,9 +121,9 @@ pub async fn get_chat(
     params(("id" = Uuid, Path, description = "Chat id"), HistoryQuery),
     responses(
         (status = 200, description = "A page of messages", body = HistoryPage),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
-        (status = 422, description = "Both cursors given, or an invalid limit", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 404, description = "`chat_not_found`: no such chat among the caller's", body = ErrorBody),
+        (status = 422, description = "`cursor_conflict` (both cursors given) or `limit_invalid`", body = ErrorBody),
     )
 )]
 pub async fn history(
@@ -187,8 +183,8 @@ pub async fn history(
     params(("id" = Uuid, Path, description = "Chat id")),
     responses(
         (status = 200, description = "The ended chat", body = ChatSummary),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 404, description = "No such chat among the caller's", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 404, description = "`chat_not_found`: no such chat among the caller's", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many chats ended; see Retry-After", body = ErrorBody),
     )
 )]
@@ -200,6 +196,7 @@ pub async fn end_chat(
     state
         .end_limiter()
         .check(auth.user_id)
+        .await
         .map_err(|retry_after| MessageError::RateLimited {
             what: "chat ends",
             retry_after,

@@ -10,13 +10,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use service_kit::auth::ServiceCaller;
 use service_kit::extract::{Json, Path, Query};
+use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::message::{
     AdvanceWatermark, AppendMessage, AppendMessageRequest, AppendMessageResponse, BlockCheck,
     BlockPairQuery, Chat, ChatWatermarks, CheckBlock, CreateChat, CreateChatRequest,
     EndChatInternal, EndChatRequest, GetChatInternal, GetUserBlocks, Message, MessagesAfter,
-    MessagesAfterQuery, UserBlocks, UserChats, UserChatsQuery, Watermark, WatermarkUpdate,
-    check_client_msg_id, check_text,
+    MessagesAfterQuery, UserBlocks, UserBlocksQuery, UserChats, UserChatsQuery, Watermark,
+    WatermarkUpdate, check_client_msg_id, check_text,
 };
 use wire::endpoint::Endpoint;
 
@@ -235,11 +236,13 @@ pub async fn user_chats(
 
 /// GET /internal/users/{id}/blocks
 ///
-/// Whom the user blocked and who blocked the user, for the matcher.
+/// Whom the user blocked and who blocked the user, for the matcher; with `reports_since`,
+/// also who reported the user since then (reports not dismissed).
 pub async fn user_blocks(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     Path(id): Path<Uuid>,
+    Query(query): Query<UserBlocksQuery>,
 ) -> Result<Json<UserBlocks>, MessageError> {
     let blocked = state
         .store()
@@ -249,9 +252,23 @@ pub async fn user_blocks(
         .map(|b| b.user_id)
         .collect();
     let blocked_by = state.store().blockers_of(id).await?;
+    let reported_by = match query.reports_since {
+        Some(secs) => {
+            let since = OffsetDateTime::from_unix_timestamp(secs).map_err(|_| {
+                MessageError::validation(
+                    "reports_since",
+                    ErrorCode::InvalidQuery,
+                    "reports_since is not a valid time",
+                )
+            })?;
+            state.store().reporters_of(id, since).await?
+        }
+        None => Vec::new(),
+    };
     Ok(Json(UserBlocks {
         blocked,
         blocked_by,
+        reported_by,
     }))
 }
 

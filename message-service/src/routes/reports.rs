@@ -77,10 +77,10 @@ pub fn report_retry_after(
     request_body = ReportRequest,
     responses(
         (status = 201, description = "Stored for moderators", body = Report),
-        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
-        (status = 404, description = "No such chat with that user among the caller's", body = ErrorBody),
-        (status = 422, description = "Invalid reason or message ids", body = ErrorBody),
-        (status = 429, description = "Too many reports; see Retry-After", body = ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = ErrorBody),
+        (status = 404, description = "`chat_not_found`: no such chat with that user among the caller's", body = ErrorBody),
+        (status = 422, description = "`cannot_report_self`, `reason_invalid`, `too_many_message_ids` or `message_not_in_chat`", body = ErrorBody),
+        (status = 429, description = "`too_many_reports`; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn report(

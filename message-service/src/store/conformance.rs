@@ -1,6 +1,8 @@
 //! The one behaviour suite every [`MessageStore`] must pass, so that the embedded backend
-//! and MongoDB are proven to behave the same. Tests call [`run_all`] with a store on a
-//! fresh database.
+//! and MongoDB are proven to behave the same: one `pub async fn` per case, on a fresh
+//! database, which `tests/stores.rs` runs on every backend through
+//! `test_support::conformance!`. The stampede helpers are shared with the tests of two
+//! instances on one database.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,27 +15,66 @@ use wire::domain::Gender;
 
 use super::{ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError, StoredChat, now};
 
-/// Runs every case.
-pub async fn run_all(store: Arc<dyn MessageStore>) {
-    let s = store.as_ref();
-    s.ping().await.expect("ping");
-    a_created_chat_reads_back_with_its_profiles(s).await;
-    creating_a_chat_is_idempotent_per_match(s).await;
-    a_chat_between_blocked_users_is_refused(s).await;
-    appends_get_consecutive_seqs_and_resends_return_the_original(s).await;
-    only_participants_append_and_unknown_chats_are_not_found(s).await;
-    ending_is_idempotent_and_stops_appends_but_not_resends(s).await;
-    history_reads_after_before_and_by_id(s).await;
-    watermarks_are_clamped_monotonic_and_read_implies_delivered(s).await;
-    marks_tell_when_each_seq_was_reached(s).await;
-    unread_counts_only_others_messages(s).await;
-    a_users_chats_list_newest_first(s).await;
-    blocks_are_idempotent_and_seen_from_both_sides(s).await;
-    reports_are_stored_and_counted_per_reporter(s).await;
-    reports_are_reviewed_oldest_first_and_resolved_once(s).await;
-    concurrent_appends_have_no_gaps_and_no_duplicates(store.clone(), 40).await;
-    let outcomes = same_client_msg_id_concurrently(store, 40).await;
-    assert_one_message(&outcomes);
+/// Concurrent appends wait for each other per chat; how many one case sends at once.
+const CONCURRENT: usize = 40;
+
+/// The store answers.
+pub async fn the_store_answers(store: &dyn MessageStore) {
+    store.ping().await.expect("ping");
+}
+
+/// Appends with distinct client ids at once, from both participants, get exactly the
+/// seqs `1..=n`.
+pub async fn concurrent_appends_get_dense_seqs(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let sends = (0..CONCURRENT).map(|i| {
+        let sender = if i % 2 == 0 { a } else { b };
+        let new = message(chat.id, sender, &format!("p{i}"));
+        async move { store.append(&new).await }
+    });
+    let mut seqs: Vec<u64> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|written| {
+            let written = written.expect("append");
+            assert!(written.created);
+            written.value.seq
+        })
+        .collect();
+    seqs.sort_unstable();
+    let dense: Vec<u64> = (1..=CONCURRENT as u64).collect();
+    assert_eq!(seqs, dense);
+    let stored = store
+        .messages_after(chat.id, 0, CONCURRENT as u32 + 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), dense);
+    assert_eq!(
+        store.chat(chat.id).await.unwrap().unwrap().chat.last_seq,
+        CONCURRENT as u64
+    );
+}
+
+/// Appends of one client message id at once store one message, which every caller gets.
+pub async fn one_client_msg_id_sent_at_once_is_stored_once(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let same = message(chat.id, a, "same");
+    let sends = (0..CONCURRENT).map(|_| store.append(&same));
+    let answers = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|written| {
+            let written = written.expect("append");
+            (written.value, written.created)
+        })
+        .collect();
+    assert_one_message(&SameIdOutcome {
+        answers,
+        stored: store.messages_after(chat.id, 0, 1000).await.unwrap(),
+        last_seq: store.chat(chat.id).await.unwrap().unwrap().chat.last_seq,
+    });
 }
 
 /// A public profile for user `id`.
@@ -77,7 +118,7 @@ fn users(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::new_v4()).collect()
 }
 
-async fn a_created_chat_reads_back_with_its_profiles(store: &dyn MessageStore) {
+pub async fn a_created_chat_reads_back_with_its_profiles(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await;
     assert_eq!(chat.chat.participants, vec![a, b]);
@@ -99,7 +140,7 @@ async fn a_created_chat_reads_back_with_its_profiles(store: &dyn MessageStore) {
     );
 }
 
-async fn creating_a_chat_is_idempotent_per_match(store: &dyn MessageStore) {
+pub async fn creating_a_chat_is_idempotent_per_match(store: &dyn MessageStore) {
     let group = users(3);
     let new = NewChat {
         id: Uuid::now_v7(),
@@ -121,7 +162,7 @@ async fn creating_a_chat_is_idempotent_per_match(store: &dyn MessageStore) {
     assert_eq!(again.value, first.value);
 }
 
-async fn a_chat_between_blocked_users_is_refused(store: &dyn MessageStore) {
+pub async fn a_chat_between_blocked_users_is_refused(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     store.block(b, a, now()).await.unwrap();
     for pair in [[a, b], [b, a]] {
@@ -140,7 +181,9 @@ async fn a_chat_between_blocked_users_is_refused(store: &dyn MessageStore) {
     new_chat(store, &[a, b]).await;
 }
 
-async fn appends_get_consecutive_seqs_and_resends_return_the_original(store: &dyn MessageStore) {
+pub async fn appends_get_consecutive_seqs_and_resends_return_the_original(
+    store: &dyn MessageStore,
+) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     let first = store.append(&message(chat.id, a, "m1")).await.unwrap();
@@ -161,7 +204,7 @@ async fn appends_get_consecutive_seqs_and_resends_return_the_original(store: &dy
     assert_eq!(all, vec![first.value, second.value, third.value]);
 }
 
-async fn only_participants_append_and_unknown_chats_are_not_found(store: &dyn MessageStore) {
+pub async fn only_participants_append_and_unknown_chats_are_not_found(store: &dyn MessageStore) {
     let [a, b, stranger] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     let refused = store.append(&message(chat.id, stranger, "x")).await;
@@ -204,7 +247,7 @@ async fn only_participants_append_and_unknown_chats_are_not_found(store: &dyn Me
     );
 }
 
-async fn ending_is_idempotent_and_stops_appends_but_not_resends(store: &dyn MessageStore) {
+pub async fn ending_is_idempotent_and_stops_appends_but_not_resends(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     let sent = store.append(&message(chat.id, a, "before")).await.unwrap();
@@ -228,7 +271,7 @@ async fn ending_is_idempotent_and_stops_appends_but_not_resends(store: &dyn Mess
     assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 1);
 }
 
-async fn history_reads_after_before_and_by_id(store: &dyn MessageStore) {
+pub async fn history_reads_after_before_and_by_id(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     let mut sent = Vec::new();
@@ -274,7 +317,7 @@ async fn history_reads_after_before_and_by_id(store: &dyn MessageStore) {
     assert_eq!(found, vec![sent[1].clone()]);
 }
 
-async fn watermarks_are_clamped_monotonic_and_read_implies_delivered(store: &dyn MessageStore) {
+pub async fn watermarks_are_clamped_monotonic_and_read_implies_delivered(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     for i in 0..5 {
@@ -333,7 +376,75 @@ async fn watermarks_are_clamped_monotonic_and_read_implies_delivered(store: &dyn
     assert_eq!((all[1].user_id, all[1].read_seq), (b, 3));
 }
 
-async fn marks_tell_when_each_seq_was_reached(store: &dyn MessageStore) {
+pub async fn digests_of_a_page_agree_with_each_chat_read_alone(store: &dyn MessageStore) {
+    let [me, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let quiet = new_chat(store, &[me, b]).await;
+    let busy = new_chat(store, &[me, c]).await.chat.id;
+    for (i, sender) in [c, me, c, c, me, c].into_iter().enumerate() {
+        store
+            .append(&message(busy, sender, &format!("d{i}")))
+            .await
+            .unwrap();
+    }
+    let t0 = now();
+    store
+        .advance_watermark(busy, me, Some(6), Some(3), t0)
+        .await
+        .unwrap();
+    store
+        .advance_watermark(busy, c, Some(6), Some(6), t0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    let read_alone = store.chat(busy).await.unwrap().expect("stored");
+    let page = vec![read_alone.clone(), quiet.clone()];
+    let digests = store.digests(&page, me).await.unwrap();
+    assert_eq!(digests.len(), 2, "one per chat, in order");
+
+    let busy_digest = &digests[0];
+    let last = store.messages_before(busy, u64::MAX, 1).await.unwrap();
+    assert_eq!(busy_digest.last_message.as_ref(), last.first());
+    assert_eq!(busy_digest.last_message.as_ref().map(|m| m.seq), Some(6));
+    assert_eq!(
+        busy_digest.watermarks,
+        store.watermarks(busy).await.unwrap()
+    );
+    assert_eq!(
+        busy_digest.unread_count,
+        store.count_from_others_after(busy, me, 3).await.unwrap()
+    );
+    assert_eq!(
+        busy_digest.unread_count, 2,
+        "c's seqs 4 and 6 after my read at 3"
+    );
+    let mut marks = busy_digest.last_marks.clone();
+    marks.sort_by_key(|m| (m.user_id, m.kind == MarkKind::Read));
+    let mut alone: Vec<_> = store
+        .marks(busy, 6, 6)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.seq >= 6)
+        .collect();
+    alone.sort_by_key(|m| (m.user_id, m.kind == MarkKind::Read));
+    assert_eq!(marks, alone, "the moves that reached the last message");
+    assert!(
+        marks
+            .iter()
+            .any(|m| m.user_id == c && m.kind == MarkKind::Read && m.seq == 6)
+    );
+
+    let quiet_digest = &digests[1];
+    assert_eq!(quiet_digest.last_message, None);
+    assert_eq!(quiet_digest.unread_count, 0);
+    assert!(quiet_digest.last_marks.is_empty());
+    assert_eq!(
+        quiet_digest.watermarks,
+        store.watermarks(quiet.chat.id).await.unwrap()
+    );
+    assert!(store.digests(&[], me).await.unwrap().is_empty());
+}
+
+pub async fn marks_tell_when_each_seq_was_reached(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     for i in 0..6 {
@@ -382,7 +493,7 @@ async fn marks_tell_when_each_seq_was_reached(store: &dyn MessageStore) {
     );
 }
 
-async fn unread_counts_only_others_messages(store: &dyn MessageStore) {
+pub async fn unread_counts_only_others_messages(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     for (i, sender) in [a, b, a, a, b].into_iter().enumerate() {
@@ -409,7 +520,7 @@ async fn unread_counts_only_others_messages(store: &dyn MessageStore) {
     );
 }
 
-async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
+pub async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
     let [me, p1, p2, p3] = [
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -491,7 +602,7 @@ async fn a_users_chats_list_newest_first(store: &dyn MessageStore) {
     assert_eq!(seen, twins);
 }
 
-async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore) {
+pub async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore) {
     let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
     let t0 = now();
     let first = store.block(a, b, t0).await.unwrap();
@@ -519,7 +630,7 @@ async fn blocks_are_idempotent_and_seen_from_both_sides(store: &dyn MessageStore
     assert!(store.blockers_of(b).await.unwrap().is_empty());
 }
 
-async fn reports_are_reviewed_oldest_first_and_resolved_once(store: &dyn MessageStore) {
+pub async fn reports_are_reviewed_oldest_first_and_resolved_once(store: &dyn MessageStore) {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let t0 = now();
     let mut ids = Vec::new();
@@ -580,7 +691,61 @@ async fn reports_are_reviewed_oldest_first_and_resolved_once(store: &dyn Message
     );
 }
 
-async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStore) {
+pub async fn reporters_of_a_user_count_each_once_within_the_window_unless_dismissed(
+    store: &dyn MessageStore,
+) {
+    let [target, r1, r2, r3, r4] = [(); 5].map(|()| Uuid::new_v4());
+    let t0 = now();
+    let report = |reporter: Uuid, reported: Uuid, secs: i64| Report {
+        id: Uuid::now_v7(),
+        reporter_id: reporter,
+        reported_id: reported,
+        chat_id: Uuid::new_v4(),
+        message_ids: vec![],
+        reason: "abuse".to_owned(),
+        created_at: t0 + Duration::seconds(secs),
+    };
+    let old = report(r4, target, -100);
+    let dismissed = report(r3, target, 1);
+    for r in [
+        report(r1, target, 0),
+        report(r1, target, 2), // the same reporter counts once
+        report(r2, target, 3),
+        dismissed.clone(),
+        old,
+        report(target, r1, 4), // a report by the user is no complaint against them
+    ] {
+        store.add_report(&r).await.unwrap();
+    }
+    let resolution = ReportResolution {
+        outcome: ReportOutcome::Dismissed,
+        note: "nothing wrong".to_owned(),
+        by: Uuid::new_v4(),
+        at: t0 + Duration::seconds(10),
+    };
+    store
+        .resolve_report(dismissed.id, &resolution)
+        .await
+        .unwrap()
+        .expect("known report");
+    let mut got = store
+        .reporters_of(target, t0 - Duration::seconds(10))
+        .await
+        .unwrap();
+    got.sort();
+    let mut want = vec![r1, r2];
+    want.sort();
+    assert_eq!(got, want, "distinct, in the window, not dismissed");
+    assert!(
+        store
+            .reporters_of(r2, t0 - Duration::seconds(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStore) {
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(store, &[a, b]).await.chat;
     let t0 = now();
@@ -609,47 +774,7 @@ async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStore) {
     assert!(store.report_times(b, t0).await.unwrap().is_empty());
 }
 
-/// `n` appends with distinct client ids at once: seqs are exactly `1..=n`.
-pub async fn concurrent_appends_have_no_gaps_and_no_duplicates(
-    store: Arc<dyn MessageStore>,
-    n: usize,
-) {
-    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
-    let chat = new_chat(store.as_ref(), &[a, b]).await.chat;
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let store = store.clone();
-            let sender = if i % 2 == 0 { a } else { b };
-            tokio::spawn(async move {
-                store
-                    .append(&message(chat.id, sender, &format!("p{i}")))
-                    .await
-            })
-        })
-        .collect();
-    let mut seqs = Vec::new();
-    for task in tasks {
-        let written = task.await.expect("task").expect("append");
-        assert!(written.created);
-        seqs.push(written.value.seq);
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
-    let stored = store
-        .messages_after(chat.id, 0, n as u32 + 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (1..=n as u64).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        store.chat(chat.id).await.unwrap().unwrap().chat.last_seq,
-        n as u64
-    );
-}
-
-/// What [`same_client_msg_id_concurrently`] saw.
+/// What [`same_client_msg_id_across`] saw.
 #[derive(Debug)]
 pub struct SameIdOutcome {
     /// Every caller's answer, in spawn order.
@@ -658,14 +783,6 @@ pub struct SameIdOutcome {
     pub stored: Vec<Message>,
     /// The chat's `last_seq` afterwards.
     pub last_seq: u64,
-}
-
-/// `n` appends with one client message id at once, each its own task.
-pub async fn same_client_msg_id_concurrently(
-    store: Arc<dyn MessageStore>,
-    n: usize,
-) -> SameIdOutcome {
-    same_client_msg_id_across(&[store], n).await
 }
 
 /// `n` appends with one client message id at once, each its own task, spread round-robin

@@ -182,6 +182,19 @@ pub struct WatermarkMark {
     pub at: OffsetDateTime,
 }
 
+/// What a chat list shows of one chat to one participant, read for a whole page at once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChatDigest {
+    /// The chat's last message (seq `last_seq`), if it has any.
+    pub last_message: Option<Message>,
+    /// Every participant's watermarks, in participant order.
+    pub watermarks: Vec<Watermark>,
+    /// The watermark moves at the last message's seq (when it became delivered and read).
+    pub last_marks: Vec<WatermarkMark>,
+    /// Messages from others after the viewer's read watermark.
+    pub unread_count: u64,
+}
+
 /// A position in a user's chat list (newest first): the chats after it are older, or as
 /// old with a smaller id. On the wire it is `<created_at ms>.<chat id>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +356,14 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
         now: OffsetDateTime,
     ) -> Result<Written<BlockedUser>, StoreError>;
 
+    /// The digests of `chats` (as just read, their `last_seq` included) for participant
+    /// `viewer`, in the same order, in a fixed number of queries whatever the count.
+    async fn digests(
+        &self,
+        chats: &[StoredChat],
+        viewer: Uuid,
+    ) -> Result<Vec<ChatDigest>, StoreError>;
+
     /// Lifts a block; `false` when there was none.
     async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError>;
 
@@ -357,6 +378,14 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores a report.
     async fn add_report(&self, report: &Report) -> Result<(), StoreError>;
+
+    /// The distinct users who reported `user_id` at or after `since`, in reports not
+    /// resolved as dismissed (the complaints the matcher's reputation counts).
+    async fn reporters_of(
+        &self,
+        user_id: Uuid,
+        since: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError>;
 
     /// Times of the reports `reporter` made at or after `since`, oldest first.
     async fn report_times(

@@ -34,12 +34,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
-use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, Watermark};
+use wire::api::message::{
+    BlockedUser, Chat, Message, Report, ReportOutcome, ReportResolution, Watermark,
+};
 
 use super::{
-    BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
-    StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome, to_i64,
-    to_millis, to_u64, watermark_targets,
+    BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage,
+    StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome,
+    to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// How long an append keeps retrying transactions that conflict with other appends to
@@ -310,7 +312,12 @@ pub struct MongoMessageStore {
     blocks: Collection<BlockDoc>,
     reports: Collection<ReportDoc>,
     append_locks: AppendLocks,
+    /// Longest any one store operation may take, retries included.
+    operation_timeout: Duration,
 }
+
+/// Default of [`MongoMessageStore::with_operation_timeout`].
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many locks appends to different chats are spread over.
 const APPEND_LOCK_STRIPES: usize = 256;
@@ -401,9 +408,35 @@ impl MongoMessageStore {
             blocks: db.collection("blocks"),
             reports: db.collection("reports"),
             append_locks: AppendLocks::new(),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             client,
             db,
         })
+    }
+
+    /// Bounds every store operation (retries and transactions included) by `timeout`:
+    /// past it the operation is abandoned and fails as unavailable, so a server that
+    /// accepted a connection and then stopped answering cannot hold a request forever.
+    /// An abandoned transaction is aborted; a write that committed meanwhile is found
+    /// again by its idempotency key when the caller retries.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// `op`, failed as unavailable when it takes longer than the operation timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.operation_timeout, op)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "MongoDB did not answer within {:?}",
+                    self.operation_timeout
+                )))
+            })
     }
 
     /// Creates the indexes (idempotent).
@@ -443,6 +476,9 @@ impl MongoMessageStore {
             .await?;
         self.reports
             .create_index(index(doc! { "reporter_id": 1, "created_at": 1 }, false))
+            .await?;
+        self.reports
+            .create_index(index(doc! { "reported_id": 1, "created_at": 1 }, false))
             .await?;
         Ok(())
     }
@@ -604,79 +640,85 @@ async fn backoff(attempt: u32) {
 #[async_trait]
 impl MessageStore for MongoMessageStore {
     async fn create_chat(&self, new: &NewChat) -> Result<Written<StoredChat>, StoreError> {
-        if let Some(existing) = self.chat_by_match(new.match_id).await? {
-            return Ok(Written {
-                value: existing,
-                created: false,
-            });
-        }
-        for (i, a) in new.participants.iter().enumerate() {
-            for b in &new.participants[i + 1..] {
-                if self.is_blocked(a.id, b.id).await? {
-                    return Err(StoreError::Blocked);
+        self.bounded(async {
+            if let Some(existing) = self.chat_by_match(new.match_id).await? {
+                return Ok(Written {
+                    value: existing,
+                    created: false,
+                });
+            }
+            for (i, a) in new.participants.iter().enumerate() {
+                for b in &new.participants[i + 1..] {
+                    if self.is_blocked(a.id, b.id).await? {
+                        return Err(StoreError::Blocked);
+                    }
                 }
             }
-        }
-        let doc = ChatDoc {
-            id: new.id.to_string(),
-            match_id: new.match_id.to_string(),
-            participants: new.participants.iter().map(|p| p.id.to_string()).collect(),
-            profiles: new.participants.clone(),
-            created_at: to_millis(new.created_at),
-            ended_at: None,
-            ended_by: None,
-            last_seq: 0,
-        };
-        let watermarks: Vec<WatermarkDoc> = new
-            .participants
-            .iter()
-            .enumerate()
-            .map(|(position, p)| WatermarkDoc {
-                id: watermark_id(new.id, p.id),
-                chat_id: new.id.to_string(),
-                user_id: p.id.to_string(),
-                position: i32::try_from(position).unwrap_or(i32::MAX),
-                delivered_seq: 0,
-                delivered_at: None,
-                read_seq: 0,
-                read_at: None,
-            })
-            .collect();
-        let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
-        let mut attempt = 0;
-        loop {
-            match self.try_create_chat(&doc, &watermarks).await {
-                Ok(()) => {
-                    self.end_if_blocked_meanwhile(new).await?;
-                    return Ok(Written {
-                        value: doc.clone().into_stored()?,
-                        created: true,
-                    });
-                }
-                Err(err) if is_duplicate_key(&err) => {
-                    // The same match was created concurrently.
-                    if let Some(existing) = self.chat_by_match(new.match_id).await? {
+            let doc = ChatDoc {
+                id: new.id.to_string(),
+                match_id: new.match_id.to_string(),
+                participants: new.participants.iter().map(|p| p.id.to_string()).collect(),
+                profiles: new.participants.clone(),
+                created_at: to_millis(new.created_at),
+                ended_at: None,
+                ended_by: None,
+                last_seq: 0,
+            };
+            let watermarks: Vec<WatermarkDoc> = new
+                .participants
+                .iter()
+                .enumerate()
+                .map(|(position, p)| WatermarkDoc {
+                    id: watermark_id(new.id, p.id),
+                    chat_id: new.id.to_string(),
+                    user_id: p.id.to_string(),
+                    position: i32::try_from(position).unwrap_or(i32::MAX),
+                    delivered_seq: 0,
+                    delivered_at: None,
+                    read_seq: 0,
+                    read_at: None,
+                })
+                .collect();
+            let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
+            let mut attempt = 0;
+            loop {
+                match self.try_create_chat(&doc, &watermarks).await {
+                    Ok(()) => {
+                        self.end_if_blocked_meanwhile(new).await?;
                         return Ok(Written {
-                            value: existing,
-                            created: false,
+                            value: doc.clone().into_stored()?,
+                            created: true,
                         });
                     }
-                    return Err(err.into());
+                    Err(err) if is_duplicate_key(&err) => {
+                        // The same match was created concurrently.
+                        if let Some(existing) = self.chat_by_match(new.match_id).await? {
+                            return Ok(Written {
+                                value: existing,
+                                created: false,
+                            });
+                        }
+                        return Err(err.into());
+                    }
+                    Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                        attempt += 1;
+                        backoff(attempt).await;
+                    }
+                    Err(err) => return Err(err.into()),
                 }
-                Err(err) if is_transient(&err) && Instant::now() < deadline => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                Err(err) => return Err(err.into()),
             }
-        }
+        })
+        .await
     }
 
     async fn chat(&self, id: Uuid) -> Result<Option<StoredChat>, StoreError> {
-        self.chat_doc(id)
-            .await?
-            .map(ChatDoc::into_stored)
-            .transpose()
+        self.bounded(async {
+            self.chat_doc(id)
+                .await?
+                .map(ChatDoc::into_stored)
+                .transpose()
+        })
+        .await
     }
 
     async fn chats_of(
@@ -686,30 +728,33 @@ impl MessageStore for MongoMessageStore {
         limit: u32,
         before: Option<ChatCursor>,
     ) -> Result<Vec<StoredChat>, StoreError> {
-        let mut filter = doc! { "participants": user_id.to_string() };
-        if active_only {
-            filter.insert("ended_at", mongodb::bson::Bson::Null);
-        }
-        if let Some(cursor) = before {
-            // Ids are hyphenated lowercase uuids: string order is uuid order.
-            let at = to_millis(cursor.created_at);
-            filter.insert(
-                "$or",
-                vec![
-                    doc! { "created_at": { "$lt": at } },
-                    doc! { "created_at": at, "_id": { "$lt": cursor.id.to_string() } },
-                ],
-            );
-        }
-        let docs: Vec<ChatDoc> = self
-            .chats
-            .find(filter)
-            .sort(doc! { "created_at": -1, "_id": -1 })
-            .limit(i64::from(limit))
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter().map(ChatDoc::into_stored).collect()
+        self.bounded(async {
+            let mut filter = doc! { "participants": user_id.to_string() };
+            if active_only {
+                filter.insert("ended_at", mongodb::bson::Bson::Null);
+            }
+            if let Some(cursor) = before {
+                // Ids are hyphenated lowercase uuids: string order is uuid order.
+                let at = to_millis(cursor.created_at);
+                filter.insert(
+                    "$or",
+                    vec![
+                        doc! { "created_at": { "$lt": at } },
+                        doc! { "created_at": at, "_id": { "$lt": cursor.id.to_string() } },
+                    ],
+                );
+            }
+            let docs: Vec<ChatDoc> = self
+                .chats
+                .find(filter)
+                .sort(doc! { "created_at": -1, "_id": -1 })
+                .limit(i64::from(limit))
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter().map(ChatDoc::into_stored).collect()
+        })
+        .await
     }
 
     async fn end_chat(
@@ -718,77 +763,85 @@ impl MessageStore for MongoMessageStore {
         user_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<Written<Chat>, StoreError> {
-        let ended = self
-            .chats
-            .find_one_and_update(
-                doc! {
-                    "_id": chat_id.to_string(),
-                    "participants": user_id.to_string(),
-                    "ended_at": null,
-                },
-                doc! { "$set": { "ended_at": to_millis(now), "ended_by": user_id.to_string() } },
-            )
-            .return_document(ReturnDocument::After)
-            .await?;
-        if let Some(doc) = ended {
-            return Ok(Written {
-                value: doc.into_stored()?.chat,
-                created: true,
-            });
-        }
-        let chat = self
-            .chat_doc(chat_id)
-            .await?
-            .filter(|c| c.has_participant(user_id))
-            .ok_or(StoreError::ChatNotFound)?;
-        Ok(Written {
-            value: chat.into_stored()?.chat,
-            created: false,
-        })
-    }
-
-    async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
-        let _turn = tokio::time::timeout(
-            CONFLICT_RETRY_DEADLINE,
-            self.append_locks.of(new.chat_id).lock(),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("too many appends waiting for one chat".to_owned()))?;
-        let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
-        let mut attempt = 0;
-        loop {
-            if let Some(existing) = self.message_by_client_id(new).await? {
+        self.bounded(async {
+            let ended = self
+                .chats
+                .find_one_and_update(
+                    doc! {
+                        "_id": chat_id.to_string(),
+                        "participants": user_id.to_string(),
+                        "ended_at": null,
+                    },
+                    doc! { "$set": { "ended_at": to_millis(now), "ended_by": user_id.to_string() } },
+                )
+                .return_document(ReturnDocument::After)
+                .await?;
+            if let Some(doc) = ended {
                 return Ok(Written {
-                    value: existing,
-                    created: false,
+                    value: doc.into_stored()?.chat,
+                    created: true,
                 });
             }
             let chat = self
-                .chat_doc(new.chat_id)
+                .chat_doc(chat_id)
                 .await?
-                .filter(|c| c.has_participant(new.sender_id))
+                .filter(|c| c.has_participant(user_id))
                 .ok_or(StoreError::ChatNotFound)?;
-            if chat.ended_at.is_some() {
-                return Err(StoreError::ChatEnded);
-            }
-            match self.try_append(new).await {
-                Ok(Some(message)) => {
+            Ok(Written {
+                value: chat.into_stored()?.chat,
+                created: false,
+            })
+        })
+        .await
+    }
+
+    async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
+        self.bounded(async {
+            let _turn = tokio::time::timeout(
+                CONFLICT_RETRY_DEADLINE,
+                self.append_locks.of(new.chat_id).lock(),
+            )
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("too many appends waiting for one chat".to_owned())
+            })?;
+            let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
+            let mut attempt = 0;
+            loop {
+                if let Some(existing) = self.message_by_client_id(new).await? {
                     return Ok(Written {
-                        value: message,
-                        created: true,
+                        value: existing,
+                        created: false,
                     });
                 }
-                // Ended meanwhile: the next round answers ChatEnded (or the resend).
-                Ok(None) => {}
-                // Stored meanwhile by a concurrent call: the next round finds it.
-                Err(err) if is_duplicate_key(&err) && Instant::now() < deadline => {}
-                Err(err) if is_transient(&err) && Instant::now() < deadline => {
-                    attempt += 1;
-                    backoff(attempt).await;
+                let chat = self
+                    .chat_doc(new.chat_id)
+                    .await?
+                    .filter(|c| c.has_participant(new.sender_id))
+                    .ok_or(StoreError::ChatNotFound)?;
+                if chat.ended_at.is_some() {
+                    return Err(StoreError::ChatEnded);
                 }
-                Err(err) => return Err(err.into()),
+                match self.try_append(new).await {
+                    Ok(Some(message)) => {
+                        return Ok(Written {
+                            value: message,
+                            created: true,
+                        });
+                    }
+                    // Ended meanwhile: the next round answers ChatEnded (or the resend).
+                    Ok(None) => {}
+                    // Stored meanwhile by a concurrent call: the next round finds it.
+                    Err(err) if is_duplicate_key(&err) && Instant::now() < deadline => {}
+                    Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                        attempt += 1;
+                        backoff(attempt).await;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn messages_after(
@@ -797,15 +850,18 @@ impl MessageStore for MongoMessageStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let docs: Vec<MessageDoc> = self
-            .messages
-            .find(doc! { "chat_id": chat_id.to_string(), "seq": { "$gt": to_i64(after) } })
-            .sort(doc! { "seq": 1 })
-            .limit(i64::from(limit))
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter().map(MessageDoc::into_message).collect()
+        self.bounded(async {
+            let docs: Vec<MessageDoc> = self
+                .messages
+                .find(doc! { "chat_id": chat_id.to_string(), "seq": { "$gt": to_i64(after) } })
+                .sort(doc! { "seq": 1 })
+                .limit(i64::from(limit))
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter().map(MessageDoc::into_message).collect()
+        })
+        .await
     }
 
     async fn messages_before(
@@ -814,20 +870,23 @@ impl MessageStore for MongoMessageStore {
         before: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let docs: Vec<MessageDoc> = self
-            .messages
-            .find(doc! { "chat_id": chat_id.to_string(), "seq": { "$lt": to_i64(before) } })
-            .sort(doc! { "seq": -1 })
-            .limit(i64::from(limit))
-            .await?
-            .try_collect()
-            .await?;
-        let mut messages = docs
-            .into_iter()
-            .map(MessageDoc::into_message)
-            .collect::<Result<Vec<_>, _>>()?;
-        messages.reverse();
-        Ok(messages)
+        self.bounded(async {
+            let docs: Vec<MessageDoc> = self
+                .messages
+                .find(doc! { "chat_id": chat_id.to_string(), "seq": { "$lt": to_i64(before) } })
+                .sort(doc! { "seq": -1 })
+                .limit(i64::from(limit))
+                .await?
+                .try_collect()
+                .await?;
+            let mut messages = docs
+                .into_iter()
+                .map(MessageDoc::into_message)
+                .collect::<Result<Vec<_>, _>>()?;
+            messages.reverse();
+            Ok(messages)
+        })
+        .await
     }
 
     async fn messages_by_id(
@@ -835,14 +894,17 @@ impl MessageStore for MongoMessageStore {
         chat_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Message>, StoreError> {
-        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let docs: Vec<MessageDoc> = self
-            .messages
-            .find(doc! { "chat_id": chat_id.to_string(), "_id": { "$in": ids } })
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter().map(MessageDoc::into_message).collect()
+        self.bounded(async {
+            let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            let docs: Vec<MessageDoc> = self
+                .messages
+                .find(doc! { "chat_id": chat_id.to_string(), "_id": { "$in": ids } })
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter().map(MessageDoc::into_message).collect()
+        })
+        .await
     }
 
     async fn count_from_others_after(
@@ -851,14 +913,17 @@ impl MessageStore for MongoMessageStore {
         user_id: Uuid,
         after: u64,
     ) -> Result<u64, StoreError> {
-        Ok(self
-            .messages
-            .count_documents(doc! {
-                "chat_id": chat_id.to_string(),
-                "seq": { "$gt": to_i64(after) },
-                "sender_id": { "$ne": user_id.to_string() },
-            })
-            .await?)
+        self.bounded(async {
+            Ok(self
+                .messages
+                .count_documents(doc! {
+                    "chat_id": chat_id.to_string(),
+                    "seq": { "$gt": to_i64(after) },
+                    "sender_id": { "$ne": user_id.to_string() },
+                })
+                .await?)
+        })
+        .await
     }
 
     async fn advance_watermark(
@@ -869,47 +934,53 @@ impl MessageStore for MongoMessageStore {
         read: Option<u64>,
         now: OffsetDateTime,
     ) -> Result<Watermark, StoreError> {
-        let chat = self
-            .chat_doc(chat_id)
-            .await?
-            .filter(|c| c.has_participant(user_id))
-            .ok_or(StoreError::ChatNotFound)?;
-        // `last_seq` only grows, so clamping to a value read a moment ago is safe.
-        let (delivered, read) =
-            watermark_targets(delivered, read, to_u64(chat.last_seq, "last_seq")?);
-        let id = watermark_id(chat_id, user_id);
-        let at = to_millis(now);
-        let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
-        let mut attempt = 0;
-        loop {
-            match self
-                .try_advance(chat_id, user_id, delivered, read, at)
-                .await
-            {
-                Ok(()) => break,
-                Err(err) if is_transient(&err) && Instant::now() < deadline => {
-                    attempt += 1;
-                    backoff(attempt).await;
+        self.bounded(async {
+            let chat = self
+                .chat_doc(chat_id)
+                .await?
+                .filter(|c| c.has_participant(user_id))
+                .ok_or(StoreError::ChatNotFound)?;
+            // `last_seq` only grows, so clamping to a value read a moment ago is safe.
+            let (delivered, read) =
+                watermark_targets(delivered, read, to_u64(chat.last_seq, "last_seq")?);
+            let id = watermark_id(chat_id, user_id);
+            let at = to_millis(now);
+            let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
+            let mut attempt = 0;
+            loop {
+                match self
+                    .try_advance(chat_id, user_id, delivered, read, at)
+                    .await
+                {
+                    Ok(()) => break,
+                    Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                        attempt += 1;
+                        backoff(attempt).await;
+                    }
+                    Err(err) => return Err(err.into()),
                 }
-                Err(err) => return Err(err.into()),
             }
-        }
-        self.watermarks
-            .find_one(doc! { "_id": &id })
-            .await?
-            .ok_or_else(|| StoreError::Backend(format!("watermarks {id} are missing")))?
-            .into_watermark()
+            self.watermarks
+                .find_one(doc! { "_id": &id })
+                .await?
+                .ok_or_else(|| StoreError::Backend(format!("watermarks {id} are missing")))?
+                .into_watermark()
+        })
+        .await
     }
 
     async fn watermarks(&self, chat_id: Uuid) -> Result<Vec<Watermark>, StoreError> {
-        let docs: Vec<WatermarkDoc> = self
-            .watermarks
-            .find(doc! { "chat_id": chat_id.to_string() })
-            .sort(doc! { "position": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter().map(WatermarkDoc::into_watermark).collect()
+        self.bounded(async {
+            let docs: Vec<WatermarkDoc> = self
+                .watermarks
+                .find(doc! { "chat_id": chat_id.to_string() })
+                .sort(doc! { "position": 1 })
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter().map(WatermarkDoc::into_watermark).collect()
+        })
+        .await
     }
 
     async fn marks(
@@ -918,36 +989,39 @@ impl MessageStore for MongoMessageStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<WatermarkMark>, StoreError> {
-        let chat_key = chat_id.to_string();
-        let mut docs: Vec<MarkDoc> = self
-            .marks
-            .find(doc! {
-                "chat_id": &chat_key,
-                "seq": { "$gte": to_i64(from), "$lte": to_i64(to) },
-            })
-            .await?
-            .try_collect()
-            .await?;
-        let users: Vec<String> = match self.chat_doc(chat_id).await? {
-            Some(chat) => chat.participants,
-            None => Vec::new(),
-        };
-        for user in users {
-            for kind in [MarkKind::Delivered, MarkKind::Read] {
-                let next = self
-                    .marks
-                    .find_one(doc! {
-                        "chat_id": &chat_key,
-                        "user_id": &user,
-                        "kind": kind.as_str(),
-                        "seq": { "$gt": to_i64(to) },
-                    })
-                    .sort(doc! { "seq": 1 })
-                    .await?;
-                docs.extend(next);
+        self.bounded(async {
+            let chat_key = chat_id.to_string();
+            let mut docs: Vec<MarkDoc> = self
+                .marks
+                .find(doc! {
+                    "chat_id": &chat_key,
+                    "seq": { "$gte": to_i64(from), "$lte": to_i64(to) },
+                })
+                .await?
+                .try_collect()
+                .await?;
+            let users: Vec<String> = match self.chat_doc(chat_id).await? {
+                Some(chat) => chat.participants,
+                None => Vec::new(),
+            };
+            for user in users {
+                for kind in [MarkKind::Delivered, MarkKind::Read] {
+                    let next = self
+                        .marks
+                        .find_one(doc! {
+                            "chat_id": &chat_key,
+                            "user_id": &user,
+                            "kind": kind.as_str(),
+                            "seq": { "$gt": to_i64(to) },
+                        })
+                        .sort(doc! { "seq": 1 })
+                        .await?;
+                    docs.extend(next);
+                }
             }
-        }
-        docs.into_iter().map(MarkDoc::into_mark).collect()
+            docs.into_iter().map(MarkDoc::into_mark).collect()
+        })
+        .await
     }
 
     async fn block(
@@ -956,96 +1030,242 @@ impl MessageStore for MongoMessageStore {
         blocked: Uuid,
         now: OffsetDateTime,
     ) -> Result<Written<BlockedUser>, StoreError> {
-        let doc = BlockDoc {
-            id: block_id(blocker, blocked),
-            blocker_id: blocker.to_string(),
-            blocked_id: blocked.to_string(),
-            created_at: to_millis(now),
-        };
-        match self.blocks.insert_one(&doc).await {
-            Ok(_) => Ok(Written {
-                value: BlockedUser {
-                    user_id: blocked,
-                    created_at: now,
-                },
-                created: true,
-            }),
-            Err(err) if is_duplicate_key(&err) => {
-                let existing = self
-                    .blocks
-                    .find_one(doc! { "_id": &doc.id })
-                    .await?
-                    .ok_or_else(|| StoreError::Backend("a duplicate block vanished".to_owned()))?;
-                Ok(Written {
+        self.bounded(async {
+            let doc = BlockDoc {
+                id: block_id(blocker, blocked),
+                blocker_id: blocker.to_string(),
+                blocked_id: blocked.to_string(),
+                created_at: to_millis(now),
+            };
+            match self.blocks.insert_one(&doc).await {
+                Ok(_) => Ok(Written {
                     value: BlockedUser {
                         user_id: blocked,
-                        created_at: from_millis(existing.created_at)?,
+                        created_at: now,
                     },
-                    created: false,
-                })
+                    created: true,
+                }),
+                Err(err) if is_duplicate_key(&err) => {
+                    let existing = self
+                        .blocks
+                        .find_one(doc! { "_id": &doc.id })
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Backend("a duplicate block vanished".to_owned())
+                        })?;
+                    Ok(Written {
+                        value: BlockedUser {
+                            user_id: blocked,
+                            created_at: from_millis(existing.created_at)?,
+                        },
+                        created: false,
+                    })
+                }
+                Err(err) => Err(err.into()),
             }
-            Err(err) => Err(err.into()),
+        })
+        .await
+    }
+
+    async fn digests(
+        &self,
+        chats: &[StoredChat],
+        viewer: Uuid,
+    ) -> Result<Vec<ChatDigest>, StoreError> {
+        if chats.is_empty() {
+            return Ok(Vec::new());
         }
+        self.bounded(async {
+            let position = |id: &str| chats.iter().position(|c| c.chat.id.to_string() == id);
+            let mut digests = vec![ChatDigest::default(); chats.len()];
+            let at_last = |op: &str| -> Vec<Document> {
+                chats
+                    .iter()
+                    .map(|c| {
+                        let mut seq = Document::new();
+                        seq.insert(op, to_i64(c.chat.last_seq));
+                        doc! { "chat_id": c.chat.id.to_string(), "seq": seq }
+                    })
+                    .collect()
+            };
+
+            let mut last = self.messages.find(doc! { "$or": at_last("$eq") }).await?;
+            while let Some(doc) = last.try_next().await? {
+                if let Some(i) = position(&doc.chat_id) {
+                    digests[i].last_message = Some(doc.into_message()?);
+                }
+            }
+
+            let ids: Vec<String> = chats.iter().map(|c| c.chat.id.to_string()).collect();
+            let mut marks = self
+                .watermarks
+                .find(doc! { "chat_id": { "$in": &ids } })
+                .sort(doc! { "chat_id": 1, "position": 1 })
+                .await?;
+            while let Some(doc) = marks.try_next().await? {
+                if let Some(i) = position(&doc.chat_id) {
+                    digests[i].watermarks.push(doc.into_watermark()?);
+                }
+            }
+
+            // Per (chat, user, kind) the first move at or past the last message.
+            let mut moves = self.marks.find(doc! { "$or": at_last("$gte") }).await?;
+            while let Some(doc) = moves.try_next().await? {
+                let Some(i) = position(&doc.chat_id) else {
+                    continue;
+                };
+                let mark = doc.into_mark()?;
+                let kept = &mut digests[i].last_marks;
+                match kept
+                    .iter_mut()
+                    .find(|m| m.user_id == mark.user_id && m.kind == mark.kind)
+                {
+                    Some(earlier) if earlier.seq > mark.seq => *earlier = mark,
+                    Some(_) => {}
+                    None => kept.push(mark),
+                }
+            }
+
+            let viewer_key = viewer.to_string();
+            let unread: Vec<Document> = chats
+                .iter()
+                .zip(&digests)
+                .map(|(c, d)| {
+                    let read = d
+                        .watermarks
+                        .iter()
+                        .find(|w| w.user_id == viewer)
+                        .map_or(0, |w| w.read_seq);
+                    doc! {
+                        "chat_id": c.chat.id.to_string(),
+                        "seq": { "$gt": to_i64(read) },
+                        "sender_id": { "$ne": &viewer_key },
+                    }
+                })
+                .collect();
+            let mut counts = self
+                .messages
+                .aggregate([
+                    doc! { "$match": { "$or": unread } },
+                    doc! { "$group": { "_id": "$chat_id", "n": { "$sum": 1 } } },
+                ])
+                .await?;
+            while let Some(count) = counts.try_next().await? {
+                let chat_id = count.get_str("_id").unwrap_or_default();
+                if let Some(i) = position(chat_id) {
+                    let n = count
+                        .get_i32("n")
+                        .map(i64::from)
+                        .or_else(|_| count.get_i64("n"))
+                        .map_err(|e| StoreError::Backend(format!("unread count: {e}")))?;
+                    digests[i].unread_count = to_u64(n, "unread")?;
+                }
+            }
+            Ok(digests)
+        })
+        .await
     }
 
     async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
-        let deleted = self
-            .blocks
-            .delete_one(doc! { "_id": block_id(blocker, blocked) })
-            .await?
-            .deleted_count;
-        Ok(deleted > 0)
+        self.bounded(async {
+            let deleted = self
+                .blocks
+                .delete_one(doc! { "_id": block_id(blocker, blocked) })
+                .await?
+                .deleted_count;
+            Ok(deleted > 0)
+        })
+        .await
     }
 
     async fn blocks_of(&self, user_id: Uuid) -> Result<Vec<BlockedUser>, StoreError> {
-        let docs: Vec<BlockDoc> = self
-            .blocks
-            .find(doc! { "blocker_id": user_id.to_string() })
-            .sort(doc! { "created_at": -1, "blocked_id": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter()
-            .map(|d| {
-                Ok(BlockedUser {
-                    user_id: parse_id(&d.blocked_id)?,
-                    created_at: from_millis(d.created_at)?,
+        self.bounded(async {
+            let docs: Vec<BlockDoc> = self
+                .blocks
+                .find(doc! { "blocker_id": user_id.to_string() })
+                .sort(doc! { "created_at": -1, "blocked_id": 1 })
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter()
+                .map(|d| {
+                    Ok(BlockedUser {
+                        user_id: parse_id(&d.blocked_id)?,
+                        created_at: from_millis(d.created_at)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn blockers_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let docs: Vec<BlockDoc> = self
-            .blocks
-            .find(doc! { "blocked_id": user_id.to_string() })
-            .await?
-            .try_collect()
-            .await?;
-        docs.iter().map(|d| parse_id(&d.blocker_id)).collect()
+        self.bounded(async {
+            let docs: Vec<BlockDoc> = self
+                .blocks
+                .find(doc! { "blocked_id": user_id.to_string() })
+                .await?
+                .try_collect()
+                .await?;
+            docs.iter().map(|d| parse_id(&d.blocker_id)).collect()
+        })
+        .await
     }
 
     async fn is_blocked(&self, a: Uuid, b: Uuid) -> Result<bool, StoreError> {
-        let found = self
-            .blocks
-            .find_one(doc! { "_id": { "$in": [block_id(a, b), block_id(b, a)] } })
-            .await?;
-        Ok(found.is_some())
+        self.bounded(async {
+            let found = self
+                .blocks
+                .find_one(doc! { "_id": { "$in": [block_id(a, b), block_id(b, a)] } })
+                .await?;
+            Ok(found.is_some())
+        })
+        .await
     }
 
     async fn add_report(&self, report: &Report) -> Result<(), StoreError> {
-        let doc = ReportDoc {
-            id: report.id.to_string(),
-            reporter_id: report.reporter_id.to_string(),
-            reported_id: report.reported_id.to_string(),
-            chat_id: report.chat_id.to_string(),
-            message_ids: report.message_ids.iter().map(Uuid::to_string).collect(),
-            reason: report.reason.clone(),
-            created_at: to_millis(report.created_at),
-            resolution: None,
-        };
-        self.reports.insert_one(&doc).await?;
-        Ok(())
+        self.bounded(async {
+            let doc = ReportDoc {
+                id: report.id.to_string(),
+                reporter_id: report.reporter_id.to_string(),
+                reported_id: report.reported_id.to_string(),
+                chat_id: report.chat_id.to_string(),
+                message_ids: report.message_ids.iter().map(Uuid::to_string).collect(),
+                reason: report.reason.clone(),
+                created_at: to_millis(report.created_at),
+                resolution: None,
+            };
+            self.reports.insert_one(&doc).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reporters_of(
+        &self,
+        user_id: Uuid,
+        since: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.bounded(async {
+            let docs: Vec<ReportDoc> = self
+                .reports
+                .find(doc! {
+                    "reported_id": user_id.to_string(),
+                    "created_at": { "$gte": to_millis(since) },
+                    "resolution.outcome": { "$ne": outcome_name(ReportOutcome::Dismissed) },
+                })
+                .await?
+                .try_collect()
+                .await?;
+            let mut reporters = docs
+                .iter()
+                .map(|d| parse_id(&d.reporter_id))
+                .collect::<Result<Vec<_>, _>>()?;
+            reporters.sort();
+            reporters.dedup();
+            Ok(reporters)
+        })
+        .await
     }
 
     async fn report_times(
@@ -1053,17 +1273,20 @@ impl MessageStore for MongoMessageStore {
         reporter: Uuid,
         since: OffsetDateTime,
     ) -> Result<Vec<OffsetDateTime>, StoreError> {
-        let docs: Vec<ReportDoc> = self
-            .reports
-            .find(doc! {
-                "reporter_id": reporter.to_string(),
-                "created_at": { "$gte": to_millis(since) },
-            })
-            .sort(doc! { "created_at": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        docs.iter().map(|d| from_millis(d.created_at)).collect()
+        self.bounded(async {
+            let docs: Vec<ReportDoc> = self
+                .reports
+                .find(doc! {
+                    "reporter_id": reporter.to_string(),
+                    "created_at": { "$gte": to_millis(since) },
+                })
+                .sort(doc! { "created_at": 1 })
+                .await?
+                .try_collect()
+                .await?;
+            docs.iter().map(|d| from_millis(d.created_at)).collect()
+        })
+        .await
     }
 
     async fn reports(
@@ -1071,20 +1294,23 @@ impl MessageStore for MongoMessageStore {
         open_only: bool,
         limit: u32,
     ) -> Result<Vec<(Report, Option<ReportResolution>)>, StoreError> {
-        let filter = if open_only {
-            doc! { "resolution": { "$exists": false } }
-        } else {
-            doc! {}
-        };
-        let docs: Vec<ReportDoc> = self
-            .reports
-            .find(filter)
-            .sort(doc! { "created_at": 1, "_id": 1 })
-            .limit(i64::from(limit))
-            .await?
-            .try_collect()
-            .await?;
-        docs.into_iter().map(ReportDoc::into_parts).collect()
+        self.bounded(async {
+            let filter = if open_only {
+                doc! { "resolution": { "$exists": false } }
+            } else {
+                doc! {}
+            };
+            let docs: Vec<ReportDoc> = self
+                .reports
+                .find(filter)
+                .sort(doc! { "created_at": 1, "_id": 1 })
+                .limit(i64::from(limit))
+                .await?
+                .try_collect()
+                .await?;
+            docs.into_iter().map(ReportDoc::into_parts).collect()
+        })
+        .await
     }
 
     async fn resolve_report(
@@ -1092,35 +1318,41 @@ impl MessageStore for MongoMessageStore {
         id: Uuid,
         resolution: &ReportResolution,
     ) -> Result<Option<(Report, ReportResolution)>, StoreError> {
-        let record = ResolutionDoc {
-            outcome: outcome_name(resolution.outcome).to_owned(),
-            note: resolution.note.clone(),
-            by: resolution.by.to_string(),
-            at: to_millis(resolution.at),
-        };
-        let record =
-            mongodb::bson::to_document(&record).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.reports
-            .update_one(
-                doc! { "_id": id.to_string(), "resolution": { "$exists": false } },
-                doc! { "$set": { "resolution": record } },
-            )
-            .await?;
-        let found = self
-            .reports
-            .find_one(doc! { "_id": id.to_string() })
-            .await?;
-        match found.map(ReportDoc::into_parts).transpose()? {
-            Some((report, Some(resolution))) => Ok(Some((report, resolution))),
-            Some((_, None)) => Err(StoreError::Backend(format!(
-                "report {id} is still open after resolving it"
-            ))),
-            None => Ok(None),
-        }
+        self.bounded(async {
+            let record = ResolutionDoc {
+                outcome: outcome_name(resolution.outcome).to_owned(),
+                note: resolution.note.clone(),
+                by: resolution.by.to_string(),
+                at: to_millis(resolution.at),
+            };
+            let record = mongodb::bson::to_document(&record)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            self.reports
+                .update_one(
+                    doc! { "_id": id.to_string(), "resolution": { "$exists": false } },
+                    doc! { "$set": { "resolution": record } },
+                )
+                .await?;
+            let found = self
+                .reports
+                .find_one(doc! { "_id": id.to_string() })
+                .await?;
+            match found.map(ReportDoc::into_parts).transpose()? {
+                Some((report, Some(resolution))) => Ok(Some((report, resolution))),
+                Some((_, None)) => Err(StoreError::Backend(format!(
+                    "report {id} is still open after resolving it"
+                ))),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db.run_command(doc! { "ping": 1 }).await?;
-        Ok(())
+        self.bounded(async {
+            self.db.run_command(doc! { "ping": 1 }).await?;
+            Ok(())
+        })
+        .await
     }
 }

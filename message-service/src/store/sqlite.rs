@@ -14,16 +14,16 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::auth::PublicProfile;
 use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, Watermark};
 
 use super::{
-    BACKEND_TIMEOUT, ChatCursor, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
-    StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome, to_i64,
-    to_millis, to_u64, watermark_targets,
+    BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage,
+    StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome,
+    to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// Migrations of the SQLite schema.
@@ -646,6 +646,92 @@ impl MessageStore for SqliteMessageStore {
         })
     }
 
+    async fn digests(
+        &self,
+        chats: &[StoredChat],
+        viewer: Uuid,
+    ) -> Result<Vec<ChatDigest>, StoreError> {
+        if chats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let position = |id: Uuid| chats.iter().position(|c| c.chat.id == id);
+        let mut digests = vec![ChatDigest::default(); chats.len()];
+        // Each (chat, last seq) pair as `(chat_id = ? AND seq <op> ?)`, OR-ed.
+        let at_last = |query: &mut QueryBuilder<Sqlite>, op: &str| {
+            for (i, c) in chats.iter().enumerate() {
+                query.push(if i == 0 { "(" } else { " OR (" });
+                query.push("chat_id = ").push_bind(c.chat.id);
+                query.push(format!(" AND seq {op} "));
+                query.push_bind(to_i64(c.chat.last_seq)).push(")");
+            }
+        };
+
+        let mut query = QueryBuilder::new(
+            "SELECT id, chat_id, seq, sender_id, client_msg_id, text, created_at FROM messages \
+             WHERE ",
+        );
+        at_last(&mut query, "=");
+        for row in query.build().fetch_all(&self.pool).await? {
+            let message = message_of_row(&row)?;
+            if let Some(i) = position(message.chat_id) {
+                digests[i].last_message = Some(message);
+            }
+        }
+
+        let mut query = QueryBuilder::new(
+            "SELECT chat_id, user_id, delivered_seq, delivered_at, read_seq, read_at \
+             FROM chat_participants WHERE chat_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for c in chats {
+            ids.push_bind(c.chat.id);
+        }
+        query.push(") ORDER BY chat_id, position");
+        for row in query.build().fetch_all(&self.pool).await? {
+            let chat_id: Uuid = row.try_get("chat_id")?;
+            if let Some(i) = position(chat_id) {
+                digests[i].watermarks.push(watermark_of_row(chat_id, &row)?);
+            }
+        }
+
+        // Per (chat, user, kind) the first move at or past the last message.
+        let mut query = QueryBuilder::new(
+            "SELECT chat_id, user_id, kind, MIN(seq) AS seq, at FROM watermark_marks WHERE ",
+        );
+        at_last(&mut query, ">=");
+        query.push(" GROUP BY chat_id, user_id, kind");
+        for row in query.build().fetch_all(&self.pool).await? {
+            let chat_id: Uuid = row.try_get("chat_id")?;
+            if let Some(i) = position(chat_id) {
+                digests[i].last_marks.push(WatermarkMark {
+                    user_id: row.try_get("user_id")?,
+                    kind: MarkKind::parse(row.try_get("kind")?)?,
+                    seq: to_u64(row.try_get("seq")?, "seq")?,
+                    at: from_millis(row.try_get("at")?)?,
+                });
+            }
+        }
+
+        let mut query = QueryBuilder::new(
+            "SELECT p.chat_id AS chat_id, COUNT(m.seq) AS unread FROM chat_participants p \
+             LEFT JOIN messages m ON m.chat_id = p.chat_id AND m.seq > p.read_seq \
+             AND m.sender_id <> p.user_id WHERE p.user_id = ",
+        );
+        query.push_bind(viewer).push(" AND p.chat_id IN (");
+        let mut ids = query.separated(", ");
+        for c in chats {
+            ids.push_bind(c.chat.id);
+        }
+        query.push(") GROUP BY p.chat_id");
+        for row in query.build().fetch_all(&self.pool).await? {
+            let chat_id: Uuid = row.try_get("chat_id")?;
+            if let Some(i) = position(chat_id) {
+                digests[i].unread_count = to_u64(row.try_get("unread")?, "unread")?;
+            }
+        }
+        Ok(digests)
+    }
+
     async fn unblock(&self, blocker: Uuid, blocked: Uuid) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
             .bind(blocker)
@@ -703,6 +789,21 @@ impl MessageStore for SqliteMessageStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn reporters_of(
+        &self,
+        user_id: Uuid,
+        since: OffsetDateTime,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT reporter_id FROM reports WHERE reported_id = ? AND created_at >= ? \
+             AND (outcome IS NULL OR outcome <> 'dismissed')",
+        )
+        .bind(user_id)
+        .bind(to_millis(since))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn report_times(

@@ -70,6 +70,16 @@ impl MongoDb {
         Arc::new(self.store.clone())
     }
 
+    /// A guard that drops the database when dropped itself (also after a panic).
+    pub fn cleanup(&self) -> test_support::Cleanup {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        test_support::Cleanup::new(async move {
+            if let Ok(store) = MongoMessageStore::connect(&url, &name).await {
+                let _ = store.drop_database().await;
+            }
+        })
+    }
+
     /// Drops the database.
     pub async fn drop(self) {
         self.store.drop_database().await.expect("drop database");

@@ -349,11 +349,11 @@ pub struct AuditEntry {
     pub at: OffsetDateTime,
     /// The operator's user id.
     pub operator_id: Uuid,
-    /// What was done: `ban` or `unban`.
+    /// What was done: `ban`, `unban` (auth-service) or `resolve_report` (message-service).
     pub action: String,
-    /// The account it was done to.
+    /// The account it was done to (for a report, the reported user).
     pub target_id: Uuid,
-    /// Details (the ban reason).
+    /// Details: the ban reason, or the report's outcome, id and the operator's note.
     pub detail: String,
 }
 
@@ -369,4 +369,9 @@ endpoint! {
 endpoint! {
     /// `GET /v1/admin/audit` (operators only): the operator actions, newest first.
     GetAuditLog: GET "/v1/admin/audit", (), AuditQuery => Vec<AuditEntry>
+}
+endpoint! {
+    /// Internal `POST /internal/audit`: another service records an operator action in
+    /// the one audit log. Idempotent by entry id.
+    RecordAudit: POST "/internal/audit", (), AuditEntry => ()
 }

@@ -467,6 +467,17 @@ pub struct UserBlocks {
     pub blocked: Vec<Uuid>,
     /// Users who blocked this user.
     pub blocked_by: Vec<Uuid>,
+    /// Distinct users who reported this user since [`UserBlocksQuery::reports_since`], in
+    /// reports an operator has not dismissed (empty when the query names no time).
+    #[serde(default)]
+    pub reported_by: Vec<Uuid>,
+}
+
+/// Internal `GET /internal/users/{id}/blocks` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserBlocksQuery {
+    /// Also list who reported the user since this time (Unix seconds).
+    pub reports_since: Option<i64>,
 }
 
 /// Internal `GET /internal/chats/{id}/messages` query.
@@ -670,9 +681,9 @@ endpoint! {
     UserChats: GET "/internal/users/{id}/chats", Uuid, UserChatsQuery => Vec<Chat>
 }
 endpoint! {
-    /// Internal `GET /internal/users/{id}/blocks`: whom the user blocked and who blocked
-    /// them.
-    GetUserBlocks: GET "/internal/users/{id}/blocks", Uuid, () => UserBlocks
+    /// Internal `GET /internal/users/{id}/blocks`: whom the user blocked, who blocked
+    /// them, and (when asked) who reported them.
+    GetUserBlocks: GET "/internal/users/{id}/blocks", Uuid, UserBlocksQuery => UserBlocks
 }
 endpoint! {
     /// Internal `GET /internal/blocks/check`: whether either user blocked the other.

@@ -44,10 +44,10 @@ pub fn origin_allowed(allowed: Option<&[String]>, origin: Option<&str>) -> bool 
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol; see docs/PROTOCOL.md"),
-        (status = 400, description = "Not a WebSocket handshake", body = service_kit::error::ErrorBody),
-        (status = 401, description = "Missing, invalid or expired access token", body = service_kit::error::ErrorBody),
-        (status = 403, description = "Origin not allowed", body = service_kit::error::ErrorBody),
-        (status = 503, description = "Shutting down or keys not loaded yet", body = service_kit::error::ErrorBody),
+        (status = 400, description = "`websocket_required`: not a WebSocket handshake", body = service_kit::error::ErrorBody),
+        (status = 401, description = "`missing_token`, `invalid_token`, `token_expired` or `session_ended`: no valid access token", body = service_kit::error::ErrorBody),
+        (status = 403, description = "`origin_not_allowed`", body = service_kit::error::ErrorBody),
+        (status = 503, description = "`backend_unavailable`: shutting down, or the token keys are not loaded yet; see Retry-After", body = service_kit::error::ErrorBody),
     )
 )]
 pub async fn upgrade(

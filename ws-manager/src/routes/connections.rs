@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// Records a new connection; answers the user's live connection count (1 means the user
 /// just came online).
-#[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, body = service_kit::error::ErrorBody)))]
+#[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, description = "`backend_unavailable`: the registry or the relay is unavailable", body = service_kit::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     _caller: ServiceCaller,

@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// Finds the users' live connections, groups them per handler and publishes one envelope
 /// per handler on the relay bus. Answers how many connections the event was routed to.
-#[utoipa::path(post, path = "/internal/deliver", tag = "internal", request_body(content_type = "application/json", description = "DeliverRequest"), responses((status = 200, description = "DeliverResponse"), (status = 422, body = service_kit::error::ErrorBody), (status = 503, body = service_kit::error::ErrorBody)))]
+#[utoipa::path(post, path = "/internal/deliver", tag = "internal", request_body(content_type = "application/json", description = "DeliverRequest"), responses((status = 200, description = "DeliverResponse"), (status = 422, description = "`malformed_json`, `missing_field` or `invalid_field`: the body does not parse", body = service_kit::error::ErrorBody), (status = 503, description = "`backend_unavailable`: the registry or the relay is unavailable", body = service_kit::error::ErrorBody)))]
 pub async fn deliver(
     State(state): State<AppState>,
     _caller: ServiceCaller,

@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// A heartbeat: the handler is live for the heartbeat TTL. `resync: true` asks the handler
 /// for its full connection list (it was not known as live).
-#[utoipa::path(put, path = "/internal/handlers/{id}", tag = "internal", params(("id" = uuid::Uuid, Path)), request_body(content_type = "application/json", description = "HandlerHeartbeat"), responses((status = 200, description = "HeartbeatAck"), (status = 422, body = service_kit::error::ErrorBody)))]
+#[utoipa::path(put, path = "/internal/handlers/{id}", tag = "internal", params(("id" = uuid::Uuid, Path)), request_body(content_type = "application/json", description = "HandlerHeartbeat"), responses((status = 200, description = "HeartbeatAck"), (status = 422, description = "`malformed_json`, `missing_field` or `invalid_field`: the body does not parse", body = service_kit::error::ErrorBody)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     _caller: ServiceCaller,

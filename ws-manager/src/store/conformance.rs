@@ -1,5 +1,6 @@
-//! The conformance suite every [`ConnectionStore`] must pass; the tests in
-//! `tests/stores.rs` run it on every backend. Each store must be empty at the start.
+//! The conformance suite every [`ConnectionStore`] must pass: one `pub async fn` per case,
+//! which `tests/stores.rs` runs on every backend through `test_support::conformance!`
+//! (one test per case and backend, each on an empty store).
 
 use std::time::{Duration, Instant};
 
@@ -30,16 +31,9 @@ fn sorted(mut refs: Vec<ConnectionRef>) -> Vec<ConnectionRef> {
     refs
 }
 
-/// Runs every check.
-pub async fn run_all(store: &dyn ConnectionStore) {
+/// The store answers.
+pub async fn the_store_answers(store: &dyn ConnectionStore) {
     store.ping().await.expect("the store answers");
-    registering_counts_connections_per_user(store).await;
-    deregistering_removes_only_that_connection(store).await;
-    a_heartbeat_tells_whether_the_handler_was_live(store).await;
-    a_handler_without_heartbeat_expires(store).await;
-    replacing_a_handlers_connections(store).await;
-    removing_a_handler(store).await;
-    live_handlers_carry_their_load(store).await;
 }
 
 /// Registering returns the live count, counting the new connection even before its

@@ -8,6 +8,12 @@ local h = redis.call('HMGET', tkey, 'm', 'st', 'j0')
 if not h[1] or h[2] ~= 'w' then return false end
 local sm = h[1]
 local S = parse(sm, tonumber(h[3]), now)
+-- A ticket in low standing searches only once its hold is over.
+if S.low == 1 and S.waited < S.hold then
+  redis.call('ZADD', P .. ':due', S.joined + S.hold * 1000, shex)
+  return false
+end
+local pool = pool_of(sm)
 local sraw = string.sub(sm, 1, 16)
 local sids, slist = {}, {}
 for k = 1, S.n do
@@ -39,10 +45,12 @@ local function check(cm, cs)
   if craw == sraw or recent[craw] or blocked[craw] then return nil end
   local cg, cage, cmn, cmx, cwy = string.byte(cm, 17, 21)
   if cage < S.lo or cage > S.hi or not swants[cg] then return nil end
-  local cmask, cblk, cn = string.byte(cm, 31, 33)
-  if bit.band(cmask, sbit) == 0 then return nil end
+  local cmask, cblk, clow = string.byte(cm, 31, 33)
+  if bit.band(cmask, sbit) == 0 or clow ~= S.low then return nil end
+  local cn = string.byte(cm, 38)
   local waited = 0
   if now > cs then waited = math.floor((now - cs) / 1000) end
+  if clow == 1 and waited < u32(cm, 34) then return nil end
   local we = u32(cm, 22)
   if we < 1 then we = 1 end
   local w = math.floor(waited / we)
@@ -74,7 +82,7 @@ if S.mode ~= 2 and S.n > 0 then
   local seen = {}
   for k = 1, S.n do
     for _, g in ipairs(sw) do
-      local r = redis.call('ZRANGE', P .. ':i:' .. slist[k] .. ':' .. g .. S.g, 0, iscan - 1, 'WITHSCORES')
+      local r = redis.call('ZRANGE', pool .. ':i:' .. slist[k] .. ':' .. g .. S.g, 0, iscan - 1, 'WITHSCORES')
       for j = 1, #r, 2 do
         local cm = r[j]
         if string.sub(cm, 1, 16) ~= sraw and not seen[cm] then
@@ -96,7 +104,7 @@ if not pick_m then
   local heads = {}
   for _, g in ipairs(sw) do
     for band = math.floor(S.lo / BAND), math.floor(S.hi / BAND) do
-      local key = P .. ':b:' .. g .. S.g .. ':' .. band
+      local key = pool .. ':b:' .. g .. S.g .. ':' .. band
       local r = redis.call('ZRANGE', key, 0, B - 1, 'WITHSCORES')
       if #r > 0 then heads[#heads + 1] = { key = key, r = r, i = 1, off = 0 } end
     end

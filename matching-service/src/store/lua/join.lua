@@ -1,4 +1,4 @@
--- ARGV: prefix, user, ticket json, member header (32 bytes), joined ms, now ms,
+-- ARGV: prefix, user, ticket json, member header (37 bytes), joined ms, now ms,
 -- fingerprint, n blocked, blocked users..., interests...
 local uid, json, header = ARGV[2], ARGV[3], ARGV[4]
 local joined, now, fp, nb = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])

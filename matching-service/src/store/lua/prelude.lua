@@ -3,7 +3,8 @@
 --   1-16 user id, 17 gender, 18 age, 19 min age, 20 max age, 21 widen years,
 --   22-25 seconds per widening step, 26 interest mode (0 required, 1 preferred,
 --   2 ignored), 27-30 fallback seconds (0xFFFFFFFF never), 31 wanted-gender mask,
---   32 has-blocks flag, 33 interest count, then 3 bytes per interest id.
+--   32 has-blocks flag, 33 low-standing flag, 34-37 hold seconds (low standing),
+--   38 interest count, then 3 bytes per interest id.
 -- The rules mirror `rules.rs`; the search mirrors `memory.rs`.
 local P = ARGV[1]
 -- Years of age per bucket (`store::AGE_BAND`).
@@ -21,8 +22,15 @@ local function u32(m, i)
 end
 
 local function iid(m, k)
-  local a, b, c = string.byte(m, 31 + 3 * k, 33 + 3 * k)
+  local a, b, c = string.byte(m, 36 + 3 * k, 38 + 3 * k)
   return (a * 256 + b) * 256 + c
+end
+
+-- The key prefix of the pool a member's indexes live in: tickets in low standing have
+-- their own (`rules::LowStanding`).
+local function pool_of(m)
+  if string.byte(m, 33) == 1 then return P .. ':l' end
+  return P
 end
 
 local function wanted(mask)
@@ -38,7 +46,9 @@ local function parse(m, joined, now)
   local we = u32(m, 22)
   local mode0 = string.byte(m, 26)
   local fb = u32(m, 27)
-  local mask, blk, n = string.byte(m, 31, 33)
+  local mask, blk = string.byte(m, 31, 32)
+  local low, n = string.byte(m, 33), string.byte(m, 38)
+  local hold = u32(m, 34)
   if we < 1 then we = 1 end
   local waited = 0
   if now > joined then waited = math.floor((now - joined) / 1000) end
@@ -51,16 +61,18 @@ local function parse(m, joined, now)
   local mode = mode0
   if mode == 0 and fb ~= 4294967295 and waited >= fb then mode = 1 end
   return { g = g, age = age, lo = lo, hi = hi, mode = mode, mode0 = mode0, mask = mask,
-    blk = blk, n = n, waited = waited, we = we, wy = wy, fb = fb, joined = joined }
+    blk = blk, n = n, waited = waited, we = we, wy = wy, fb = fb, joined = joined,
+    low = low, hold = hold }
 end
 
 local function keys_of(m)
   local g, age = string.byte(m, 17, 18)
-  local mask, _, n = string.byte(m, 31, 33)
+  local mask, n = string.byte(m, 31), string.byte(m, 38)
+  local pool = pool_of(m)
   local ks = {}
   for _, x in ipairs(wanted(mask)) do
-    ks[#ks + 1] = P .. ':b:' .. g .. x .. ':' .. math.floor(age / BAND)
-    for k = 1, n do ks[#ks + 1] = P .. ':i:' .. iid(m, k) .. ':' .. g .. x end
+    ks[#ks + 1] = pool .. ':b:' .. g .. x .. ':' .. math.floor(age / BAND)
+    for k = 1, n do ks[#ks + 1] = pool .. ':i:' .. iid(m, k) .. ':' .. g .. x end
   end
   return ks
 end
