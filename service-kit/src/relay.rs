@@ -307,10 +307,11 @@ mod tests {
 
     fn envelope(nonce: &str) -> RelayEnvelope {
         RelayEnvelope {
+            close: None,
             connection_ids: vec![Uuid::new_v4()],
-            event: ServerFrame::Pong {
+            event: Some(ServerFrame::Pong {
                 nonce: Some(nonce.to_owned()),
-            },
+            }),
         }
     }
 

@@ -262,8 +262,9 @@ impl AppState {
             .collect()
     }
 
-    /// Pushes a relayed event to its target connections here. A connection whose queue is
-    /// full is a slow consumer: it is closed with 4008 and the others are unaffected.
+    /// Pushes a relayed event to its target connections here, or closes them on a close
+    /// order. A connection whose queue is full is a slow consumer: it is closed with 4008
+    /// and the others are unaffected.
     pub(crate) fn dispatch(&self, envelope: RelayEnvelope) {
         let targets: Vec<(Uuid, LocalConnection)> = {
             let connections = self.lock();
@@ -273,11 +274,20 @@ impl AppState {
                 .filter_map(|id| connections.get(id).map(|c| (*id, c.clone())))
                 .collect()
         };
+        if let Some(code) = envelope.close {
+            for (_, connection) in targets {
+                metrics::counter!("ws_replaced_connections_total").increment(1);
+                connection
+                    .closer
+                    .close(code, "a newer connection of this account replaced this one");
+            }
+            return;
+        }
+        let Some(event) = envelope.event else {
+            return;
+        };
         for (connection_id, connection) in targets {
-            match connection
-                .outbound
-                .try_send(Outbound::Frame(envelope.event.clone()))
-            {
+            match connection.outbound.try_send(Outbound::Frame(event.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(%connection_id, "slow consumer: outbound queue full; closing");

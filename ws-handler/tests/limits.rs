@@ -13,6 +13,7 @@ use support::{Backplane, Handshake, RawClient, Stack, raw_connect, test_config, 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
+use wire::api::wsmanager::RelayEnvelope;
 use wire::protocol::{ClientFrame, MAX_FRAME_BYTES, ServerFrame, close};
 use ws_handler::HandlerConfig;
 
@@ -419,6 +420,33 @@ async fn a_ping_nonce_over_64_bytes_is_refused() {
         })
         .await;
     assert_eq!(echoed, Some(exact));
+    stack.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_close_order_from_the_relay_closes_the_connection_with_its_code() {
+    let stack = embedded().await;
+    let handler = stack.start_handler(test_config()).await;
+    let token = stack.token_for(Uuid::new_v4());
+    let mut doomed = raw_connect(&handler.ws_url(), Some(&token), None)
+        .await
+        .open();
+    let doomed_id = hello(&mut doomed).await;
+    let mut kept = raw_connect(&handler.ws_url(), Some(&token), None)
+        .await
+        .open();
+    hello(&mut kept).await;
+    // What ws-manager sends when the account went over its cap on another instance.
+    let order = RelayEnvelope {
+        connection_ids: vec![doomed_id],
+        event: None,
+        close: Some(close::TOO_MANY_CONNECTIONS),
+    };
+    stack.relay.publish(handler.id, &order).await.unwrap();
+    assert_eq!(doomed.close_code().await, Some(close::TOO_MANY_CONNECTIONS));
+    kept.send(&ClientFrame::Ping { nonce: None }).await;
+    kept.frame_where(|f| matches!(f, ServerFrame::Pong { .. }).then_some(()))
+        .await;
     stack.cleanup().await;
 }
 

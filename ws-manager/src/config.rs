@@ -32,6 +32,11 @@ pub struct Settings {
     #[arg(long, env = "WSM_HEARTBEAT_TTL_SECS", default_value_t = 15)]
     pub heartbeat_ttl_secs: u64,
 
+    /// Connections one account may hold across every ws-handler; a connection beyond it
+    /// closes the account's oldest ones (4009). 0 for no cap.
+    #[arg(long, env = "WSM_MAX_CONNECTIONS_PER_USER", default_value_t = 10)]
+    pub max_connections_per_user: u32,
+
     /// Settings shared by every service.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -42,12 +47,15 @@ pub struct Settings {
 pub struct ManagerConfig {
     /// How long a handler stays live after a heartbeat.
     pub heartbeat_ttl: Duration,
+    /// Connections one account may hold across every handler (0: no cap).
+    pub max_connections_per_user: u32,
 }
 
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
             heartbeat_ttl: Duration::from_secs(15),
+            max_connections_per_user: 10,
         }
     }
 }
@@ -57,6 +65,7 @@ impl Settings {
     pub fn manager_config(&self) -> ManagerConfig {
         ManagerConfig {
             heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_secs.max(1)),
+            max_connections_per_user: self.max_connections_per_user,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
 use service_kit::relay::RelayBus;
@@ -23,13 +23,17 @@ struct TestManager {
 
 impl TestManager {
     fn new() -> Self {
+        Self::with_config(ManagerConfig::default())
+    }
+
+    fn with_config(config: ManagerConfig) -> Self {
         let relay = RelayBus::in_process();
         let credential = ServiceCredential::random();
         let state = AppState::new(
             Arc::new(MemoryStore::new()),
             relay.clone(),
             credential.clone(),
-            ManagerConfig::default(),
+            config,
         );
         Self {
             router: ws_manager::app(state),
@@ -66,6 +70,50 @@ impl TestManager {
         answer.assert_status(StatusCode::OK);
         answer.body["connections"].as_u64().unwrap()
     }
+}
+
+#[tokio::test]
+async fn a_connection_over_the_account_cap_orders_the_oldest_closed_wherever_it_is() {
+    let manager = TestManager::with_config(ManagerConfig {
+        max_connections_per_user: 2,
+        ..ManagerConfig::default()
+    });
+    let (first_handler, second_handler) = (Uuid::new_v4(), Uuid::new_v4());
+    manager
+        .heartbeat(first_handler, 1)
+        .await
+        .assert_status(StatusCode::OK);
+    manager
+        .heartbeat(second_handler, 2)
+        .await
+        .assert_status(StatusCode::OK);
+    let mut on_first = manager.relay.subscribe(first_handler);
+    let mut on_second = manager.relay.subscribe(second_handler);
+    let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let oldest = Uuid::now_v7();
+    let (middle, newest) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(manager.register(user, first_handler, oldest).await, 1);
+    assert_eq!(manager.register(user, second_handler, middle).await, 2);
+    // Another account's connections do not count.
+    manager
+        .register(other, second_handler, Uuid::now_v7())
+        .await;
+    assert_eq!(manager.register(user, second_handler, newest).await, 3);
+    let order = tokio::time::timeout(Duration::from_secs(20), on_first.next())
+        .await
+        .expect("a close order reaches the oldest connection's handler")
+        .expect("subscribed");
+    assert_eq!(order.connection_ids, vec![oldest]);
+    assert_eq!(
+        order.close,
+        Some(wire::protocol::close::TOO_MANY_CONNECTIONS)
+    );
+    assert!(order.event.is_none());
+    // Orders are published before registration answers, so none is on its way.
+    assert!(
+        on_second.next().now_or_never().is_none(),
+        "the handler of the newer connections gets no order"
+    );
 }
 
 #[tokio::test]

@@ -77,8 +77,13 @@ pub struct DeliverResponse {
 pub struct RelayEnvelope {
     /// Target connections on that handler.
     pub connection_ids: Vec<Uuid>,
-    /// The event to push to each.
-    pub event: ServerFrame,
+    /// The event to push to each (absent in a close order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<ServerFrame>,
+    /// A close order: close the connections with this WebSocket close code (4009 when a
+    /// newer connection of the account went over the per-account cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<u16>,
 }
 
 /// Answer of a heartbeat (`PUT /internal/handlers/{id}`, 200).

@@ -36,7 +36,8 @@ where
         + 'static,
 {
     let user_id = user.user_id;
-    let connection_id = Uuid::new_v4();
+    // Time-ordered, so that ws-manager can tell a user's oldest connections.
+    let connection_id = Uuid::now_v7();
     let (outbound, queue) = mpsc::channel(state.config().outbound_queue);
     let closer = Closer::default();
     state.add_connection(

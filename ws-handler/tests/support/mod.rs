@@ -124,7 +124,10 @@ impl Stack {
             registry.clone(),
             relay.clone(),
             credential.clone(),
-            ws_manager::ManagerConfig { heartbeat_ttl: ttl },
+            ws_manager::ManagerConfig {
+                heartbeat_ttl: ttl,
+                ..ws_manager::ManagerConfig::default()
+            },
         );
         let (wsm_url, task) = serve(ws_manager::app(wsm_state)).await;
         tasks.push(task);

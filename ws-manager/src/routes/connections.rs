@@ -1,5 +1,7 @@
 //! `/internal/connections` and `/internal/users/{id}/connections`.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{delete, get, post};
@@ -8,7 +10,7 @@ use service_kit::extract::{Json, Path};
 use uuid::Uuid;
 use wire::api::wsmanager::{
     ConnectionCount, ConnectionRef, DeregisterConnection, RegisterConnection,
-    RegisterConnectionRequest, UserConnections,
+    RegisterConnectionRequest, RelayEnvelope, UserConnections,
 };
 use wire::endpoint::Endpoint;
 
@@ -26,7 +28,9 @@ pub fn router() -> Router<AppState> {
 /// POST /internal/connections
 ///
 /// Records a new connection; answers the user's live connection count (1 means the user
-/// just came online).
+/// just came online). When the account then holds more than
+/// [`ManagerConfig::max_connections_per_user`](crate::ManagerConfig) connections across
+/// every handler, its oldest ones are ordered closed (4009) through the relay.
 #[utoipa::path(post, path = "/internal/connections", tag = "internal", request_body(content_type = "application/json", description = "RegisterConnection"), responses((status = 200, description = "ConnectionCount: the user's live connections"), (status = 503, description = "`backend_unavailable`: the registry or the relay is unavailable", body = service_kit::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
@@ -37,7 +41,36 @@ pub async fn register(
         .store()
         .register(body.user_id, body.connection)
         .await?;
+    let cap = state.config().max_connections_per_user;
+    if cap > 0 && connections > cap {
+        close_oldest(&state, body.user_id, cap as usize).await?;
+    }
     Ok(Json(ConnectionCount { connections }))
+}
+
+/// Orders the handlers holding `user`'s oldest connections beyond `cap` to close them.
+/// Connection ids are time-ordered (UUIDv7), so the smallest are the oldest.
+async fn close_oldest(state: &AppState, user: Uuid, cap: usize) -> Result<(), ManagerError> {
+    let mut all = state.store().connections(user).await?;
+    all.sort_by_key(|c| c.connection_id);
+    let excess = all.len().saturating_sub(cap);
+    let mut per_handler: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for old in all.into_iter().take(excess) {
+        per_handler
+            .entry(old.handler_id)
+            .or_default()
+            .push(old.connection_id);
+    }
+    for (handler_id, connection_ids) in per_handler {
+        metrics::counter!("wsm_replaced_connections_total").increment(connection_ids.len() as u64);
+        let order = RelayEnvelope {
+            connection_ids,
+            event: None,
+            close: Some(wire::protocol::close::TOO_MANY_CONNECTIONS),
+        };
+        state.relay().publish(handler_id, &order).await?;
+    }
+    Ok(())
 }
 
 /// DELETE /internal/connections/{user_id}/{connection_id}

@@ -57,7 +57,8 @@ pub async fn deliver(
         let count = connection_ids.len() as u32;
         let envelope = RelayEnvelope {
             connection_ids,
-            event: body.event.clone(),
+            event: Some(body.event.clone()),
+            close: None,
         };
         let relay = state.relay().clone();
         async move {
