@@ -147,13 +147,34 @@ live_pid() { # name
   local file="$STATE/pids/$1" pid expected
   [ -f "$file" ] || return 0
   read -r pid expected <"$file"
-  if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$expected"; then
+  [ -r "/proc/$pid/cmdline" ] || return 0
+  local command
+  command="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  if [[ "$command" == *"$expected"* ]]; then
     echo "$pid"
   fi
 }
 
 record() { # name pid program-pattern
   echo "$2 $3" >"$STATE/pids/$1"
+}
+
+# Starts a command in a session of its own (so that it outlives this script and a Ctrl-C
+# here), appending its output to a log, and records its PID as NAME's. Sets SPAWNED.
+spawn() { # name program-pattern log command...
+  local name="$1" pattern="$2" log="$3" file="$STATE/pids/$1.starting"
+  shift 3
+  rm -f "$file"
+  # The inner shell writes its own PID, then becomes the program (exec keeps the PID).
+  setsid bash -c 'echo "$$" >"$0"; exec "$@"' "$file" "$@" >>"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 100); do
+    [ -s "$file" ] && break
+    sleep 0.05
+  done
+  [ -s "$file" ] || die "$name did not start"
+  SPAWNED="$(cat "$file")"
+  rm -f "$file"
+  record "$name" "$SPAWNED" "$pattern"
 }
 
 wait_port() { # port name
@@ -196,9 +217,8 @@ start_backends() {
 
   if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     say "starting Redis on 127.0.0.1:$REDIS_PORT"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-      >"$STATE/logs/redis.log" 2>&1 &
-    record redis $! redis-server
+    spawn redis redis-server "$STATE/logs/redis.log" \
+      redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
     wait_port "$REDIS_PORT" redis
   fi
 
@@ -207,15 +227,14 @@ start_backends() {
   fi
   if ! port_open "$MONGO_PORT"; then
     say "starting the MongoDB wire server on 127.0.0.1:$MONGO_PORT"
-    "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory: \
-      >"$STATE/logs/mongodb.log" 2>&1 &
-    record mongodb $! secantusd
+    spawn mongodb secantusd "$STATE/logs/mongodb.log" \
+      "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory:
     wait_port "$MONGO_PORT" mongodb
   fi
   if ! port_open "$DYNAMO_PORT"; then
     say "starting the DynamoDB server on 127.0.0.1:$DYNAMO_PORT"
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DYNAMO_PORT" >"$STATE/logs/dynamodb.log" 2>&1 &
-    record dynamodb $! moto_server
+    spawn dynamodb moto_server "$STATE/logs/dynamodb.log" \
+      "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DYNAMO_PORT"
     wait_port "$DYNAMO_PORT" dynamodb
   fi
 }
@@ -252,10 +271,11 @@ start_instance() { # name
   local vars=()
   mapfile -t vars < <(env_of "$name")
   # A clean environment: only what the compose file sets, plus PATH, HOME and RUST_LOG.
-  env -i PATH="$PATH" HOME="$HOME" ${RUST_LOG:+RUST_LOG="$RUST_LOG"} "${vars[@]}" \
-    "$BIN_DIR/$bin" >>"$STATE/logs/$name.log" 2>&1 &
-  local pid=$!
-  record "$name" "$pid" "$BIN_DIR/$bin"
+  local extra=()
+  [ -n "${RUST_LOG:-}" ] && extra+=("RUST_LOG=$RUST_LOG")
+  spawn "$name" "$BIN_DIR/$bin" "$STATE/logs/$name.log" \
+    env -i PATH="$PATH" HOME="$HOME" "${extra[@]}" "${vars[@]}" "$BIN_DIR/$bin"
+  local pid="$SPAWNED"
   for _ in $(seq 1 300); do
     ready "$port" && { say "$name ready on 127.0.0.1:$port (pid $pid)"; return 0; }
     kill -0 "$pid" 2>/dev/null || break
