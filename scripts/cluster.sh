@@ -286,26 +286,34 @@ start_instance() { # name
   return 1
 }
 
-stop_pid() { # name
-  local pid
-  pid="$(live_pid "$1")"
-  if [ -z "$pid" ]; then
-    rm -f "$STATE/pids/$1"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  # ws-handler drains its sockets (WSH_DRAIN_SECS, 10) within the shutdown deadline
-  # (RC_SHUTDOWN_DEADLINE_SECS, 15).
-  for _ in $(seq 1 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
+# Sends SIGTERM to every named process that still runs, waits for all of them (a ws-handler
+# drains its sockets within WSH_DRAIN_SECS, 10, and the shutdown deadline,
+# RC_SHUTDOWN_DEADLINE_SECS, 15), and sends SIGKILL to any still running after 30 s.
+stop_all() { # names...
+  local name pid stopping=()
+  for name in "$@"; do
+    pid="$(live_pid "$name")"
+    if [ -n "$pid" ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+      stopping+=("$name:$pid")
+    else
+      rm -f "$STATE/pids/$name"
+    fi
   done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "$1 (pid $pid) did not stop in 30 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  say "stopped $1 (pid $pid)"
-  rm -f "$STATE/pids/$1"
+  local entry
+  for entry in "${stopping[@]}"; do
+    name="${entry%%:*}" pid="${entry##*:}"
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$name (pid $pid) did not stop in 30 s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    say "stopped $name (pid $pid)"
+    rm -f "$STATE/pids/$name"
+  done
 }
 
 cmd_up() {
@@ -330,14 +338,14 @@ cmd_up() {
 
 cmd_down() {
   [ -d "$STATE/pids" ] || { say "nothing started"; return 0; }
-  local i
-  for ((i = ${#INSTANCES[@]} - 1; i >= 0; i--)); do
-    read -r name _ _ <<<"${INSTANCES[$i]}"
-    stop_pid "$name"
+  local entry names=()
+  for entry in "${INSTANCES[@]}"; do
+    read -r name _ _ <<<"$entry"
+    names+=("$name")
   done
-  for name in "${BACKENDS[@]}"; do
-    stop_pid "$name"
-  done
+  # The services first, all at once; the backends they use after them.
+  stop_all "${names[@]}"
+  stop_all "${BACKENDS[@]}"
 }
 
 cmd_status() {
