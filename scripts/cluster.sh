@@ -165,7 +165,9 @@ spawn() { # name program-pattern log command...
   local name="$1" pattern="$2" log="$3" file="$STATE/pids/$1.starting"
   shift 3
   rm -f "$file"
-  # The inner shell writes its own PID, then becomes the program (exec keeps the PID).
+  # The inner shell writes its own PID, then becomes the program (exec keeps the PID); the
+  # single quotes are meant: the inner shell expands them.
+  # shellcheck disable=SC2016
   setsid bash -c 'echo "$$" >"$0"; exec "$@"' "$file" "$@" >>"$log" 2>&1 </dev/null &
   for _ in $(seq 1 100); do
     [ -s "$file" ] && break
@@ -201,6 +203,8 @@ start_backends() {
     [ "$PG_PORT" = 5432 ] && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ] ||
       die "PostgreSQL is not listening on 127.0.0.1:$PG_PORT and cannot be started here"
     local version
+    # The entries are version numbers.
+    # shellcheck disable=SC2012
     version="$(ls /etc/postgresql | sort -V | tail -n 1)"
     say "starting PostgreSQL $version"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start
