@@ -99,6 +99,7 @@ env_of() { # name
       echo "AUTH_DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNAMO_PORT"
       echo "AUTH_DYNAMODB_REGION=us-east-1"
       echo "AUTH_SIGNING_KEY_FILE=$STATE/auth-signing-key.pem"
+      echo "AUTH_MATCHING_URL=$(url_of matching-service-1)"
       ;;
     message-service)
       echo "MESSAGE_LISTEN=127.0.0.1:$I_PORT"

@@ -37,8 +37,10 @@ pub enum LogFormat {
 }
 
 /// Installs the global tracing subscriber once; later calls are no-ops. The filter comes
-/// from `RUST_LOG` (default `info`).
+/// from `RUST_LOG` (default `info`). Installs the Prometheus recorder too, so that every
+/// main (which calls this first) counts from its start, not from its first scrape.
 pub fn init_tracing(format: LogFormat) {
+    let _ = metrics_handle();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
@@ -55,6 +57,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 300.0,
                 ])
                 .expect("the bucket list is not empty");
             match builder.install_recorder() {
