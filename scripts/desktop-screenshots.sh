@@ -95,10 +95,12 @@ click() {
     sleep 0.3
 }
 
-# 1. Log in.
+# 1. Log in. (There is no window manager, so the window is given the keyboard by hand.)
 sleep 1.5
+xdotool windowfocus --sync "$WINDOW"
+click 496 199
 xdotool type --delay 40 ann
-xdotool key Tab
+click 496 226
 xdotool type --delay 40 'correct horse battery'
 shot 1-log-in
 xdotool key Return
@@ -106,7 +108,7 @@ sleep 2
 
 # 2. Find, then wait.
 shot 2-find
-click 490 381
+click 490 315
 shot 3-waiting 3.5
 
 # 3. A partner arrives, greets, Ann answers; the partner reads it and types.
@@ -125,9 +127,9 @@ wait_step left
 shot 5-partner-left
 
 # 5. History.
-click 150 20
+click 211 16
 shot 6-history 1.5
-click 200 95
+click 100 80
 shot 7-history-chat 1.5
 
 echo "screenshots are in $OUT/"

@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         while !file.exists() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             polls += 1;
-            if polls % 30 == 0 {
+            if polls.is_multiple_of(30) {
                 // Keep the typing indicator fresh while the screenshot is taken.
                 live.typing(chat, true)?;
             }

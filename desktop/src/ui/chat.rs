@@ -51,17 +51,25 @@ fn find(ui: &mut egui::Ui, app: &App, actions: &mut Vec<Action>) {
         ui.label("This time, interests should be:");
         ui.add_space(4.0);
         let mut mode = app.find_mode;
-        ui.horizontal(|ui| {
-            let width = 3.0 * 150.0;
-            ui.add_space(((ui.available_width() - width) / 2.0).max(0.0));
-            ui.radio_value(&mut mode, InterestMode::Required, "Required");
-            ui.radio_value(&mut mode, InterestMode::Preferred, "Preferred");
-            ui.radio_value(&mut mode, InterestMode::Ignored, "Ignored");
-        });
+        for (choice, words) in [
+            (
+                InterestMode::Required,
+                "Required: only someone who shares an interest",
+            ),
+            (
+                InterestMode::Preferred,
+                "Preferred: shared interests first, anyone fitting otherwise",
+            ),
+            (
+                InterestMode::Ignored,
+                "Ignored: anyone who fits your other wishes",
+            ),
+        ] {
+            ui.radio_value(&mut mode, choice, words);
+        }
         if mode != app.find_mode {
             actions.push(Action::SetFindMode(mode));
         }
-        ui.label(RichText::new(mode_words(mode)).weak());
         ui.add_space(16.0);
         let find = egui::Button::new(RichText::new("  Find  ").size(20.0));
         if ui.add(find).clicked() {
@@ -90,7 +98,7 @@ fn waiting(
                     let genders: Vec<&str> =
                         criteria.genders.iter().map(|g| gender_word(*g)).collect();
                     ui.label("Gender");
-                    ui.label(if genders.len() == 3 {
+                    ui.label(if genders.is_empty() || genders.len() == 3 {
                         "anyone".to_owned()
                     } else {
                         genders.join(", ")
@@ -129,15 +137,15 @@ fn waiting(
 fn mark_words(mark: &Mark) -> (String, Option<Color32>) {
     match mark {
         Mark::Queued => (
-            "⏳ queued, sends when back online".to_owned(),
+            "queued: goes out when the connection is back".to_owned(),
             Some(Color32::from_rgb(200, 140, 20)),
         ),
         Mark::Sending => ("sending…".to_owned(), None),
-        Mark::Sent => ("✓ sent".to_owned(), None),
-        Mark::Delivered => ("✓✓ delivered".to_owned(), None),
-        Mark::Read => ("✓✓ read".to_owned(), Some(Color32::from_rgb(50, 130, 230))),
+        Mark::Sent => ("sent".to_owned(), None),
+        Mark::Delivered => ("delivered".to_owned(), None),
+        Mark::Read => ("read".to_owned(), Some(Color32::from_rgb(90, 170, 255))),
         Mark::Failed(reason) => (
-            format!("⚠ not sent: {reason}"),
+            format!("not sent: {reason}"),
             Some(Color32::from_rgb(210, 60, 60)),
         ),
     }
@@ -159,7 +167,7 @@ fn chat_view(
             Some(false) => (Color32::GRAY, "offline"),
             None => (Color32::GRAY, ""),
         };
-        ui.label(RichText::new("●").color(dot));
+        super::dot(ui, dot);
         ui.heading(&partner.display_name);
         ui.label(format!("{}, {}", partner.age, gender_word(partner.gender)));
         if !state.is_empty() {
@@ -180,7 +188,7 @@ fn chat_view(
                 actions.push(Action::AskBlock);
             }
             if ui
-                .add_enabled(active, egui::Button::new(RichText::new("Next ⏭").strong()))
+                .add_enabled(active, egui::Button::new("Next ⏭"))
                 .on_hover_text("Leave this chat and find someone new")
                 .clicked()
             {
@@ -316,23 +324,18 @@ fn bubble(
     at: Option<time::OffsetDateTime>,
     mark: Option<&Mark>,
 ) -> egui::Response {
+    // Mine on the right, the partner's on the left; each bubble as wide as its text.
     let layout = if mine {
-        egui::Layout::right_to_left(egui::Align::Min)
+        egui::Layout::top_down(egui::Align::Max)
     } else {
-        egui::Layout::left_to_right(egui::Align::Min)
+        egui::Layout::top_down(egui::Align::Min)
     };
-    let visuals = ui.visuals().clone();
-    let fill = if mine {
-        visuals.selection.bg_fill.gamma_multiply(0.55)
-    } else {
-        visuals.faint_bg_color.gamma_multiply(1.0)
-    };
-    let fill = if !mine && visuals.dark_mode {
-        Color32::from_gray(55)
-    } else if !mine {
-        Color32::from_gray(232)
-    } else {
-        fill
+    let dark = ui.visuals().dark_mode;
+    let fill = match (mine, dark) {
+        (true, true) => Color32::from_rgb(20, 70, 105),
+        (true, false) => Color32::from_rgb(200, 225, 250),
+        (false, true) => Color32::from_gray(55),
+        (false, false) => Color32::from_gray(232),
     };
     let max_width = ui.available_width() * 0.7;
     ui.with_layout(layout, |ui| {
@@ -342,24 +345,23 @@ fn bubble(
             .inner_margin(egui::Margin::symmetric(10, 6))
             .show(ui, |ui| {
                 ui.set_max_width(max_width);
-                ui.vertical(|ui| {
-                    ui.label(RichText::new(text).size(15.0));
-                    let mut footer = at.map(clock).unwrap_or_default();
-                    let mut color = None;
-                    if let Some(mark) = mark {
-                        let (words, mark_color) = mark_words(mark);
-                        if !footer.is_empty() {
-                            footer.push_str("  ");
-                        }
-                        footer.push_str(&words);
-                        color = mark_color;
+                ui.label(RichText::new(text).size(15.0));
+                let mut footer = at.map(clock).unwrap_or_default();
+                let mut color = None;
+                if let Some(mark) = mark {
+                    let (words, mark_color) = mark_words(mark);
+                    if !footer.is_empty() {
+                        footer.push_str(" · ");
                     }
-                    let mut footer = RichText::new(footer).small().weak();
-                    if let Some(color) = color {
-                        footer = footer.color(color);
-                    }
-                    ui.label(footer);
-                });
+                    footer.push_str(&words);
+                    color = mark_color;
+                }
+                let mut footer = RichText::new(footer).small();
+                footer = match color {
+                    Some(color) => footer.color(color),
+                    None => footer.weak(),
+                };
+                ui.label(footer);
             })
             .response
     })

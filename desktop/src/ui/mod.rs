@@ -164,7 +164,13 @@ fn link_state(ui: &mut egui::Ui, app: &App, actions: &mut Vec<Action>) {
     {
         response.on_hover_text(reason);
     }
-    ui.label(RichText::new("●").color(color));
+    dot(ui, color);
+}
+
+/// A small filled circle (the bundled fonts have no bullet glyph).
+pub(crate) fn dot(ui: &mut egui::Ui, color: Color32) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().circle_filled(rect.center(), 4.5, color);
 }
 
 fn queue_state(app: &App) -> String {

@@ -95,9 +95,9 @@ pub fn history(ui: &mut egui::Ui, app: &mut App, actions: &mut Vec<Action>) {
                     };
                     let mark = if mine {
                         match history_mark(view) {
-                            Mark::Read => "  ✓✓ read",
-                            Mark::Delivered => "  ✓✓ delivered",
-                            _ => "  ✓ sent",
+                            Mark::Read => " · read",
+                            Mark::Delivered => " · delivered",
+                            _ => " · sent",
                         }
                     } else {
                         ""
