@@ -1650,6 +1650,43 @@ mod tests {
     }
 
     #[test]
+    fn messages_are_marked_read_only_while_the_window_has_focus() {
+        let (mut app, _) = App::new("http://127.0.0.1:8080");
+        let partner = Uuid::new_v4();
+        let chat_id = Uuid::new_v4();
+        let mut chat = ChatView::new(
+            chat_id,
+            PublicProfile {
+                id: partner,
+                display_name: "Sam".to_owned(),
+                gender: Gender::Female,
+                age: 30,
+                interests: vec![],
+            },
+            vec![],
+        );
+        chat.insert_stored(Line {
+            seq: Some(1),
+            client_msg_id: "p-1".to_owned(),
+            mine: false,
+            text: "hi".to_owned(),
+            at: None,
+            failed: None,
+        });
+        app.chat = Some(chat);
+        app.act(Action::Focus(false));
+        assert!(app.act(Action::Seen { chat_id, seq: 1 }).is_empty());
+        app.act(Action::Focus(true));
+        let commands = app.act(Action::Seen { chat_id, seq: 1 });
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::MarkRead { seq: 1, .. }]
+        ));
+        // Once is enough.
+        assert!(app.act(Action::Seen { chat_id, seq: 1 }).is_empty());
+    }
+
+    #[test]
     fn an_unsent_message_is_queued_offline_and_sending_online() {
         let chat = ChatView::new(
             Uuid::new_v4(),

@@ -461,3 +461,98 @@ fn next_asks_first_then_ends_the_chat_for_both_and_searches_again() {
         .wait_until("search stopped", DEADLINE, |a| a.queue == Queue::Idle)
         .unwrap();
 }
+
+#[test]
+fn a_message_written_offline_is_queued_visibly_and_stored_once_after_reconnecting() {
+    let mut world = World::start();
+    // This test restarts the platform on the same address with its data kept on disk.
+    let data = std::env::temp_dir().join(format!("rc-desktop-data-{}", Uuid::new_v4()));
+    world.dirs.push(data.clone());
+    let first = world.platform.take().unwrap();
+    world.runtime.block_on(first.shutdown());
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let platform = world
+        .runtime
+        .block_on(Platform::start(PlatformConfig::new(
+            listen,
+            Some(data.clone()),
+        )))
+        .unwrap();
+    let addr = platform.addr();
+    world.url = platform.gateway_url();
+    world.platform = Some(platform);
+
+    let store = world.store();
+    let mut window = world.window(&store);
+    let topic = unique("offline");
+    sign_up(&mut window, "Eve", &topic);
+    window.act(Action::SetFindMode(InterestMode::Required));
+    window.act(Action::Find);
+    window
+        .wait_until("waiting", DEADLINE, |a| {
+            matches!(a.queue, Queue::Waiting { .. })
+        })
+        .unwrap();
+    let (fred, _, mut fred_live) = world.sdk_user("Fred", vec![topic.clone()]);
+    world.runtime.block_on(async {
+        fred.join_queue(&JoinQueueRequest {
+            interest_mode: Some(InterestMode::Required),
+            ..JoinQueueRequest::default()
+        })
+        .await
+        .unwrap();
+    });
+    let chat_id = world.next(&mut fred_live, "fred matched", |e| match e {
+        Event::Matched(info) => Some(info.chat_id),
+        _ => None,
+    });
+    window
+        .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
+        .unwrap();
+
+    // The server goes away: the window says so, and a message written now waits, visibly.
+    let platform = world.platform.take().unwrap();
+    world.runtime.block_on(platform.shutdown());
+    window
+        .wait_until("reconnecting", DEADLINE, |a| {
+            matches!(a.link, Link::Reconnecting { .. })
+        })
+        .unwrap();
+    window.app_mut().chat.as_mut().unwrap().draft = "written offline".to_owned();
+    window.act(Action::Send);
+    {
+        let app = window.app();
+        let chat = app.chat.as_ref().unwrap();
+        assert_eq!(chat.mark(&chat.lines[0], app.online()), Some(Mark::Queued));
+        assert_eq!(chat.unsent(), 1);
+    }
+
+    // It comes back on the same address: the message goes out and is stored once.
+    let platform = world
+        .runtime
+        .block_on(Platform::start(PlatformConfig::new(addr, Some(data))))
+        .unwrap();
+    world.platform = Some(platform);
+    window
+        .wait_until("the queued message stored", DEADLINE, |a| {
+            let chat = a.chat.as_ref().unwrap();
+            chat.lines[0].seq.is_some() && chat.unsent() == 0
+        })
+        .unwrap();
+    let text = world.next(&mut fred_live, "the queued message", |e| match e {
+        Event::Message(m) => Some(m.text),
+        _ => None,
+    });
+    assert_eq!(text, "written offline");
+    let stored = world.runtime.block_on(async {
+        fred.history(chat_id, &client_sdk::api::message::HistoryQuery::default())
+            .await
+            .unwrap()
+    });
+    let copies = stored
+        .messages
+        .iter()
+        .filter(|m| m.message.text == "written offline")
+        .count();
+    assert_eq!(copies, 1);
+}
