@@ -132,4 +132,10 @@ shot 6-history 1.5
 click 100 80
 shot 7-history-chat 1.5
 
+# 6. Profile and preferences; sessions.
+click 267 16
+shot 8-profile 1.5
+click 326 16
+shot 9-sessions 1.5
+
 echo "screenshots are in $OUT/"

@@ -1582,7 +1582,8 @@ fn profile_form(profile: &Profile) -> ProfileForm {
 }
 
 fn preferences_form(preferences: &Preferences) -> PreferencesForm {
-    let mut genders = [false; 3];
+    // No genders saved means anyone.
+    let mut genders = [preferences.genders.is_empty(); 3];
     for gender in &preferences.genders {
         genders[gender_index(*gender)] = true;
     }
