@@ -278,6 +278,31 @@ impl Connection {
         answer.await.map_err(|_| Error::Closed)?
     }
 
+    /// [`Connection::send_with_id`] as a future that does not borrow the connection, so
+    /// that an application can keep reading events while its sends wait for their acks
+    /// (across reconnects). The send is queued when this is called, not when it is polled.
+    pub fn send_detached(
+        &self,
+        chat_id: Uuid,
+        client_msg_id: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<Ack>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let queued = self
+            .commands
+            .send(Command::Send {
+                chat_id,
+                client_msg_id: client_msg_id.to_owned(),
+                text: text.to_owned(),
+                reply,
+            })
+            .map_err(|_| Error::Closed);
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::Closed)?
+        }
+    }
+
     /// Marks every message up to `seq` in a chat as read (the sender sees it).
     pub fn mark_read(&self, chat_id: Uuid, seq: u64) -> Result<()> {
         self.commands
