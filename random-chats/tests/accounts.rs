@@ -795,18 +795,26 @@ async fn operator_listener(platform: &Platform) -> String {
     operators
 }
 
-#[tokio::test]
-async fn a_banned_user_waiting_without_a_socket_leaves_the_queue_at_once() {
+/// A platform on a data directory of its own whose operators' listener is served, with
+/// one operator signed up: the directory, the platform, the operators' base URL and the
+/// operator's access token.
+async fn moderated_platform() -> (PathBuf, Platform, String, String) {
     let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
     let operator = username("op");
     let mut platform_config = config(&dir);
     platform_config.auth.admins = vec![operator.to_lowercase()];
     let platform = Platform::start(platform_config).await.unwrap();
-    let url = platform.gateway_url();
     let operators = operator_listener(&platform).await;
-    let admin = Client::new(&url).unwrap();
+    let admin = Client::new(&platform.gateway_url()).unwrap();
     admin.signup(&signup_request(&operator)).await.unwrap();
     let admin_token = admin.tokens().await.unwrap().access_token;
+    (dir, platform, operators, admin_token)
+}
+
+#[tokio::test]
+async fn a_banned_user_waiting_without_a_socket_leaves_the_queue_at_once() {
+    let (dir, platform, operators, admin_token) = moderated_platform().await;
+    let url = platform.gateway_url();
     let troll = Client::new(&url).unwrap();
     let troll_id = troll
         .signup(&signup_request(&username("troll")))
@@ -849,17 +857,8 @@ async fn a_banned_user_waiting_without_a_socket_leaves_the_queue_at_once() {
 
 #[tokio::test]
 async fn an_operator_bans_through_the_operator_listener_and_the_ban_bites_everywhere() {
-    let dir = std::env::temp_dir().join(test_support::unique_name("rc_platform"));
-    let operator = username("op");
-    let mut platform_config = config(&dir);
-    platform_config.auth.admins = vec![operator.to_lowercase()];
-    let platform = Platform::start(platform_config).await.unwrap();
+    let (dir, platform, operators, admin_token) = moderated_platform().await;
     let url = platform.gateway_url();
-    let operators = operator_listener(&platform).await;
-
-    let admin = Client::new(&url).unwrap();
-    admin.signup(&signup_request(&operator)).await.unwrap();
-    let admin_token = admin.tokens().await.unwrap().access_token;
     let name = username("troll");
     let troll = Client::new(&url).unwrap();
     let troll_id = troll.signup(&signup_request(&name)).await.unwrap().user.id;
