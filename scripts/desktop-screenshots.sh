@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Takes the desktop client's screenshots (docs/screenshots/*.png): the real window under Xvfb,
 # driven with xdotool through log in, waiting for a partner, a chat with a scripted partner
-# (marks, typing) who then leaves, and the history. Installs Xvfb, Mesa, xdotool and
+# (marks, typing) who then leaves, the history, the profile and sessions, the light theme
+# and the connection lost. Installs Xvfb, Mesa, xdotool and
 # ImageMagick with apt-get when they are missing.
 #
 #   scripts/desktop-screenshots.sh            # release builds (what a user runs)
@@ -66,7 +67,8 @@ wait_step() {
 }
 
 "$BIN/random-chats" --listen "127.0.0.1:${PORT}" --in-memory --log-format json >"$WORK/platform.log" 2>&1 &
-pids+=($!)
+PLATFORM=$!
+pids+=("$PLATFORM")
 wait_for curl -sf "$URL/healthz"
 
 curl -sf "$URL/v1/auth/signup" -H 'content-type: application/json' -d '{
@@ -79,7 +81,8 @@ export DISPLAY="$SCREEN"
 wait_for xdotool getdisplaygeometry
 
 RC_DESKTOP_CONFIG_DIR="$WORK/config" "$BIN/random-chats-desktop" --server "$URL" >"$WORK/desktop.log" 2>&1 &
-pids+=($!)
+DESKTOP=$!
+pids+=("$DESKTOP")
 wait_for xdotool search --name '^Random Chats$'
 WINDOW="$(xdotool search --name '^Random Chats$' | head -1)"
 
@@ -137,5 +140,18 @@ click 267 16
 shot 8-profile 1.5
 click 326 16
 shot 9-sessions 1.5
+
+# 7. The window again, in the light theme: the remembered session logs in by itself.
+kill "$DESKTOP"
+wait "$DESKTOP" 2>/dev/null || true
+RC_DESKTOP_CONFIG_DIR="$WORK/config" "$BIN/random-chats-desktop" --server "$URL" --theme light >"$WORK/desktop-light.log" 2>&1 &
+pids+=($!)
+wait_for xdotool search --name '^Random Chats$'
+WINDOW="$(xdotool search --name '^Random Chats$' | head -1)"
+shot 10-light 2
+
+# 8. The server goes away: the top bar counts down to the next attempt.
+kill "$PLATFORM"
+shot 11-reconnecting 1.5
 
 echo "screenshots are in $OUT/"

@@ -107,6 +107,14 @@ pub enum Event {
         /// Why, for display.
         reason: String,
     },
+    /// The next reconnect attempt starts after `delay` (sent before each wait, so a client
+    /// can show "reconnecting in N s"). Only sent while the SDK is reconnecting by itself.
+    Reconnecting {
+        /// How many attempts failed since the connection was lost (0 before the first).
+        attempt: u32,
+        /// How long until the next attempt.
+        delay: Duration,
+    },
     /// Catch-up after a (re)connect is complete; what follows is live.
     Resumed,
     /// A message: a partner's, or mine from another device. Each is handed over once.
@@ -417,6 +425,8 @@ impl Driver {
             }
             // Back off (jittered exponential) while still serving the caller's commands.
             let delay = backoff(&self.options, attempt);
+            // Informational: never let a slow reader hold up the back-off or the commands.
+            let _ = self.events.try_send(Event::Reconnecting { attempt, delay });
             attempt = attempt.saturating_add(1);
             let deadline = tokio::time::sleep(delay);
             tokio::pin!(deadline);

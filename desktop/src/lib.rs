@@ -6,12 +6,14 @@
 //! - [`controller`] — the model and the worker joined.
 //! - [`config`] — the configuration directory and the remembered session.
 //! - [`words`] — errors in plain sentences.
+//! - [`theme`] — light or dark, as chosen or as the system says.
 //! - [`ui`] — the egui views, drawn from the model.
 
 pub mod bridge;
 pub mod config;
 pub mod controller;
 pub mod model;
+pub mod theme;
 pub mod ui;
 pub mod words;
 pub mod worker;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use desktop::Controller;
 use desktop::config::{CONFIG_DIR_ENV, DEFAULT_SERVER, Store};
+use desktop::theme::ThemeChoice;
 use desktop::ui::DesktopApp;
 use eframe::egui;
 
@@ -18,6 +19,9 @@ struct Args {
     /// The Random Chats server (its gateway) to log in to; the log-in screen can change it.
     #[arg(long, env = "RC_SERVER_URL", default_value = DEFAULT_SERVER)]
     server: String,
+    /// Light or dark; `system` follows the desktop's setting (dark when it says nothing).
+    #[arg(long, env = "RC_DESKTOP_THEME", value_enum, default_value_t = ThemeChoice::System)]
+    theme: ThemeChoice,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,7 +49,9 @@ fn main() -> anyhow::Result<()> {
             let ctx = creation.egui_ctx.clone();
             let wake = Arc::new(move || ctx.request_repaint());
             let controller = Controller::start(&args.server, store, wake)?;
-            Ok(Box::new(DesktopApp::new(controller)))
+            let ctx = creation.egui_ctx.clone();
+            let repaint = move || ctx.request_repaint();
+            Ok(Box::new(DesktopApp::new(controller, args.theme, repaint)))
         }),
     )
     .map_err(|err| anyhow::anyhow!("the window could not be opened: {err}"))

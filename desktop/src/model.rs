@@ -1479,6 +1479,16 @@ impl App {
                     };
                 }
             }
+            Event::Reconnecting { delay, .. } => {
+                let since = match &self.link {
+                    Link::Reconnecting { since, .. } => *since,
+                    _ => Instant::now(),
+                };
+                self.link = Link::Reconnecting {
+                    since,
+                    retry_at: Some(OffsetDateTime::now_utc() + delay),
+                };
+            }
             Event::Message(message) => {
                 let Some(me) = me else { return vec![] };
                 if let Some(chat) = self.chat.as_mut().filter(|c| c.chat_id == message.chat_id) {

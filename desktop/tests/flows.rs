@@ -12,7 +12,7 @@ use client_sdk::api::matching::{InterestMode, JoinQueueRequest};
 use client_sdk::{Client, Connection, Event, Gender};
 use desktop::Controller;
 use desktop::config::Store;
-use desktop::model::{Action, Ended, Link, Mark, Queue, Screen, Tab};
+use desktop::model::{Action, Dialog, Ended, Link, Mark, Queue, Screen, Tab};
 use random_chats::{Platform, PlatformConfig};
 use tokio::runtime::Runtime;
 use uuid::Uuid;
@@ -73,6 +73,24 @@ impl World {
                 .unwrap();
             let connection = client.connect().await.unwrap();
             (client, response.user.id, connection)
+        })
+    }
+
+    /// `client` queues with required interests; waits until its connection hears of the
+    /// match and returns the chat id.
+    fn join_and_match(&self, client: &Client, connection: &mut Connection, who: &str) -> Uuid {
+        self.runtime.block_on(async {
+            client
+                .join_queue(&JoinQueueRequest {
+                    interest_mode: Some(InterestMode::Required),
+                    ..JoinQueueRequest::default()
+                })
+                .await
+                .unwrap();
+        });
+        self.next(connection, &format!("{who} matched"), |e| match e {
+            Event::Matched(info) => Some(info.chat_id),
+            _ => None,
         })
     }
 
@@ -275,18 +293,7 @@ fn finding_a_partner_chatting_with_marks_and_typing_then_the_partner_leaves() {
 
     let (bob, bob_id, mut bob_live) =
         world.sdk_user("Bob", vec![topic.clone(), "chess".to_owned()]);
-    world.runtime.block_on(async {
-        bob.join_queue(&JoinQueueRequest {
-            interest_mode: Some(InterestMode::Required),
-            ..JoinQueueRequest::default()
-        })
-        .await
-        .unwrap();
-    });
-    let chat_id = world.next(&mut bob_live, "bob matched", |e| match e {
-        Event::Matched(info) => Some(info.chat_id),
-        _ => None,
-    });
+    let chat_id = world.join_and_match(&bob, &mut bob_live, "bob");
     window
         .wait_until("the chat with Bob", DEADLINE, |a| {
             a.chat.as_ref().is_some_and(|c| c.chat_id == chat_id)
@@ -418,18 +425,7 @@ fn next_asks_first_then_ends_the_chat_for_both_and_searches_again() {
         })
         .unwrap();
     let (dan, _, mut dan_live) = world.sdk_user("Dan", vec![topic.clone()]);
-    world.runtime.block_on(async {
-        dan.join_queue(&JoinQueueRequest {
-            interest_mode: Some(InterestMode::Required),
-            ..JoinQueueRequest::default()
-        })
-        .await
-        .unwrap();
-    });
-    let chat_id = world.next(&mut dan_live, "dan matched", |e| match e {
-        Event::Matched(info) => Some(info.chat_id),
-        _ => None,
-    });
+    let chat_id = world.join_and_match(&dan, &mut dan_live, "dan");
     window
         .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
         .unwrap();
@@ -494,18 +490,7 @@ fn a_message_written_offline_is_queued_visibly_and_stored_once_after_reconnectin
         })
         .unwrap();
     let (fred, _, mut fred_live) = world.sdk_user("Fred", vec![topic.clone()]);
-    world.runtime.block_on(async {
-        fred.join_queue(&JoinQueueRequest {
-            interest_mode: Some(InterestMode::Required),
-            ..JoinQueueRequest::default()
-        })
-        .await
-        .unwrap();
-    });
-    let chat_id = world.next(&mut fred_live, "fred matched", |e| match e {
-        Event::Matched(info) => Some(info.chat_id),
-        _ => None,
-    });
+    let chat_id = world.join_and_match(&fred, &mut fred_live, "fred");
     window
         .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
         .unwrap();
@@ -513,10 +498,21 @@ fn a_message_written_offline_is_queued_visibly_and_stored_once_after_reconnectin
     // The server goes away: the window says so, and a message written now waits, visibly.
     let platform = world.platform.take().unwrap();
     world.runtime.block_on(platform.shutdown());
+    // The window counts down to the next attempt ("reconnecting in N s").
     window
-        .wait_until("reconnecting", DEADLINE, |a| {
-            matches!(a.link, Link::Reconnecting { .. })
-        })
+        .wait_until(
+            "reconnecting, with the next attempt's time",
+            DEADLINE,
+            |a| {
+                matches!(
+                    a.link,
+                    Link::Reconnecting {
+                        retry_at: Some(_),
+                        ..
+                    }
+                )
+            },
+        )
         .unwrap();
     window.app_mut().chat.as_mut().unwrap().draft = "written offline".to_owned();
     window.act(Action::Send);
@@ -555,4 +551,187 @@ fn a_message_written_offline_is_queued_visibly_and_stored_once_after_reconnectin
         .filter(|m| m.message.text == "written offline")
         .count();
     assert_eq!(copies, 1);
+}
+
+#[test]
+fn editing_the_profile_preferences_password_and_other_sessions() {
+    let mut world = World::start();
+    let store = world.store();
+    let mut window = world.window(&store);
+    let username = sign_up(&mut window, "Gia", "films");
+
+    // Profile: a refused field is shown beside it; a valid edit is saved and shown.
+    window.act(Action::Tab(Tab::Profile));
+    window.app_mut().profile.as_mut().unwrap().display_name = "   ".to_owned();
+    window.act(Action::SaveProfile);
+    window
+        .wait_until("the display name error", DEADLINE, |a| {
+            let form = a.profile.as_ref().unwrap();
+            !form.busy && form.errors.contains_key("display_name")
+        })
+        .unwrap();
+    let form = window.app_mut().profile.as_mut().unwrap();
+    form.display_name = "Gia M.".to_owned();
+    form.interests = "films, hiking".to_owned();
+    window.act(Action::SaveProfile);
+    window
+        .wait_until("the profile saved", DEADLINE, |a| {
+            a.profile.as_ref().unwrap().note.as_deref() == Some("Saved.")
+        })
+        .unwrap();
+    let me = window.app().me.clone().unwrap();
+    assert_eq!(me.display_name, "Gia M.");
+    assert_eq!(me.interests, vec!["films".to_owned(), "hiking".to_owned()]);
+
+    // Preferences: nonsense is refused before it leaves the window; a valid set is saved.
+    let form = window.app_mut().preferences.as_mut().unwrap();
+    form.genders = [false; 3];
+    window.act(Action::SavePreferences);
+    assert_eq!(
+        window.app().preferences.as_ref().unwrap().error.as_deref(),
+        Some("Please choose at least one gender to meet.")
+    );
+    let form = window.app_mut().preferences.as_mut().unwrap();
+    form.genders = [true, false, true];
+    form.min_age = 25;
+    form.max_age = 40;
+    form.interests = "hiking".to_owned();
+    window.act(Action::SavePreferences);
+    window
+        .wait_until("the preferences saved", DEADLINE, |a| {
+            a.preferences.as_ref().unwrap().note.as_deref() == Some("Saved.")
+        })
+        .unwrap();
+    let saved = window.app().me.as_ref().unwrap().preferences.clone();
+    assert_eq!((saved.min_age, saved.max_age), (25, 40));
+    assert_eq!(saved.genders, vec![Gender::Male, Gender::Other]);
+    assert_eq!(saved.interests, vec!["hiking".to_owned()]);
+
+    // Sessions: another device's session is listed and can be ended from here.
+    let other = world.runtime.block_on(async {
+        let other = Client::new(&world.url).unwrap();
+        other.login(&username, PASSWORD).await.unwrap();
+        other
+    });
+    window.act(Action::Tab(Tab::Sessions));
+    window
+        .wait_until("two sessions", DEADLINE, |a| {
+            a.sessions.as_ref().is_some_and(|s| s.len() == 2)
+        })
+        .unwrap();
+    let sessions = window.app().sessions.clone().unwrap();
+    assert_eq!(sessions.iter().filter(|s| s.current).count(), 1);
+    let other_id = sessions.iter().find(|s| !s.current).unwrap().id;
+    window.act(Action::EndSession(other_id));
+    window
+        .wait_until("one session", DEADLINE, |a| {
+            a.sessions.as_ref().is_some_and(|s| s.len() == 1)
+        })
+        .unwrap();
+    let refreshed = world.runtime.block_on(other.refresh());
+    assert!(refreshed.is_err(), "the ended session still refreshes");
+
+    // Password: a wrong current one is said in words; the change ends other sessions.
+    let third = world.runtime.block_on(async {
+        let third = Client::new(&world.url).unwrap();
+        third.login(&username, PASSWORD).await.unwrap();
+        third
+    });
+    let form = &mut window.app_mut().password;
+    form.current = "not my password".to_owned();
+    form.new = "a brand new passphrase".to_owned();
+    form.repeat = "a brand new passphrase".to_owned();
+    window.act(Action::ChangePassword);
+    window
+        .wait_until("the wrong password error", DEADLINE, |a| {
+            !a.password.busy && a.password.error.is_some()
+        })
+        .unwrap();
+    window.app_mut().password.current = PASSWORD.to_owned();
+    window.act(Action::ChangePassword);
+    window
+        .wait_until("the password changed", DEADLINE, |a| {
+            a.password.note.is_some() && a.password.error.is_none()
+        })
+        .unwrap();
+    assert_eq!(
+        window.app().link,
+        Link::Online,
+        "this window stays logged in"
+    );
+    world.runtime.block_on(async {
+        assert!(third.refresh().await.is_err(), "the other session survived");
+        let fresh = Client::new(&world.url).unwrap();
+        assert!(fresh.login(&username, PASSWORD).await.is_err());
+        fresh
+            .login(&username, "a brand new passphrase")
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn reporting_and_blocking_the_partner() {
+    let mut world = World::start();
+    let store = world.store();
+    let mut window = world.window(&store);
+    let topic = unique("report");
+    sign_up(&mut window, "Hana", &topic);
+    window.act(Action::SetFindMode(InterestMode::Required));
+    window.act(Action::Find);
+    window
+        .wait_until("waiting", DEADLINE, |a| {
+            matches!(a.queue, Queue::Waiting { .. })
+        })
+        .unwrap();
+    let (ivan, ivan_id, mut ivan_live) = world.sdk_user("Ivan", vec![topic.clone()]);
+    let chat_id = world.join_and_match(&ivan, &mut ivan_live, "ivan");
+    window
+        .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
+        .unwrap();
+
+    // Report: a reason is required; the report is sent and the chat goes on.
+    window.act(Action::AskReport);
+    window.act(Action::SubmitReport);
+    assert!(matches!(
+        &window.app().dialog,
+        Some(Dialog::Report { error: Some(_), .. })
+    ));
+    if let Some(Dialog::Report { reason, .. }) = window.app_mut().dialog.as_mut() {
+        *reason = "Rude messages".to_owned();
+    }
+    window.act(Action::SubmitReport);
+    window
+        .wait_until("the report sent", DEADLINE, |a| {
+            a.dialog.is_none()
+                && a.notice
+                    .as_ref()
+                    .is_some_and(|n| !n.error && n.text.contains("report"))
+        })
+        .unwrap();
+    assert!(window.app().active_chat().is_some());
+
+    // Block: asks first, then ends the chat for both and says so.
+    window.act(Action::AskBlock);
+    assert_eq!(window.app().dialog, Some(Dialog::ConfirmBlock));
+    window.act(Action::ConfirmBlock);
+    world.next(&mut ivan_live, "the chat ended", |e| match e {
+        Event::ChatEnded { chat_id: ended, .. } if ended == chat_id => Some(()),
+        _ => None,
+    });
+    window
+        .wait_until("the block confirmed", DEADLINE, |a| {
+            a.chat
+                .as_ref()
+                .is_some_and(|c| c.ended == Some(Ended::ByMe))
+                && a.notice.as_ref().is_some_and(|n| n.text.contains("Ivan"))
+        })
+        .unwrap();
+    let blocked = world.runtime.block_on(async {
+        let hana = Client::new(&world.url).unwrap();
+        let username = window.app().me.as_ref().unwrap().username.clone();
+        hana.login(&username, PASSWORD).await.unwrap();
+        hana.blocked().await.unwrap()
+    });
+    assert!(blocked.iter().any(|b| b.user_id == ivan_id));
 }

@@ -10,6 +10,7 @@ use eframe::egui::{self, Color32, RichText};
 
 use crate::controller::Controller;
 use crate::model::{Action, App, Dialog, Link, Queue, Screen, Tab};
+use crate::theme::{PortalTheme, ThemeChoice};
 
 static LOCAL_OFFSET: std::sync::OnceLock<time::UtcOffset> = std::sync::OnceLock::new();
 
@@ -29,20 +30,41 @@ fn local_offset() -> time::UtcOffset {
 pub struct DesktopApp {
     controller: Controller,
     title: String,
+    theme: ThemeChoice,
+    /// The desktop portal's light/dark setting, asked only when following the system.
+    portal: Option<PortalTheme>,
 }
 
 impl DesktopApp {
-    /// A window showing `controller`'s state.
-    pub fn new(controller: Controller) -> Self {
+    /// A window showing `controller`'s state in the `theme` asked for; `repaint` wakes the
+    /// window when the system's theme changes.
+    pub fn new(
+        controller: Controller,
+        theme: ThemeChoice,
+        repaint: impl Fn() + Send + 'static,
+    ) -> Self {
+        let portal = (theme == ThemeChoice::System).then(|| PortalTheme::watch(repaint));
         Self {
             controller,
             title: String::new(),
+            theme,
+            portal,
+        }
+    }
+
+    fn apply_theme(&self, ctx: &egui::Context) {
+        let portal = self.portal.as_ref().and_then(PortalTheme::current);
+        if let Some(theme) = self.theme.resolve(ctx.system_theme(), portal)
+            && ctx.theme() != theme
+        {
+            ctx.set_theme(theme);
         }
     }
 }
 
 impl eframe::App for DesktopApp {
     fn update(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.apply_theme(ctx);
         self.controller.poll();
         let focused = ctx.input(|i| i.viewport().focused.unwrap_or(true));
         if focused != self.controller.app().focused {
@@ -146,7 +168,11 @@ fn link_state(ui: &mut egui::Ui, app: &App, actions: &mut Vec<Action>) {
                     let secs = (*at - time::OffsetDateTime::now_utc())
                         .whole_seconds()
                         .max(0);
-                    format!("Reconnecting in {secs} s")
+                    if secs > 0 {
+                        format!("Reconnecting in {secs} s")
+                    } else {
+                        "Reconnecting…".to_owned()
+                    }
                 }
                 None => format!("Reconnecting… (lost {} s ago)", since.elapsed().as_secs()),
             };
