@@ -48,6 +48,23 @@ struct Settings {
     #[arg(long, env = "RC_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
     log_format: service_kit::telemetry::LogFormat,
 
+    /// `send` frames one WebSocket connection may make per second, sustained; past it the
+    /// send is refused with `rate_limited`. Raise it for load tests.
+    #[arg(long, env = "RC_WS_SEND_PER_SEC", default_value_t = 5.0)]
+    ws_send_per_sec: f64,
+
+    /// `send` frames one WebSocket connection may make in a burst.
+    #[arg(long, env = "RC_WS_SEND_BURST", default_value_t = 20)]
+    ws_send_burst: u32,
+
+    /// Frames of any type one WebSocket connection may make per second, sustained.
+    #[arg(long, env = "RC_WS_FRAMES_PER_SEC", default_value_t = 20.0)]
+    ws_frames_per_sec: f64,
+
+    /// Frames of any type one WebSocket connection may make in a burst.
+    #[arg(long, env = "RC_WS_FRAMES_BURST", default_value_t = 60)]
+    ws_frames_burst: u32,
+
     /// Gateway request limits and CORS.
     #[command(flatten)]
     limits: gateway::Limits,
@@ -62,6 +79,10 @@ async fn main() -> anyhow::Result<()> {
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
     config.limits = settings.limits;
+    config.ws_handler.send_per_sec = settings.ws_send_per_sec;
+    config.ws_handler.send_burst = settings.ws_send_burst.max(1);
+    config.ws_handler.frames_per_sec = settings.ws_frames_per_sec;
+    config.ws_handler.frames_burst = settings.ws_frames_burst.max(1);
     config.matching.reputation.low_standing_after = settings.low_standing_after;
     config.matching.reputation.hold_secs = settings.low_standing_hold_secs;
     config.auth.admins = settings
