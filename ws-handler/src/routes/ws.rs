@@ -17,6 +17,11 @@ use crate::state::AppState;
 /// The subprotocol the server selects when a client offers it.
 pub const SUBPROTOCOL: &str = "rc.v1";
 
+/// Initial capacity of a connection's read buffer. Client frames are small (a `send` is
+/// well under 4 KiB), and the buffer grows for a larger frame up to [`MAX_FRAME_BYTES`];
+/// the library's default (128 KiB per connection) would dominate an idle connection's memory.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The WebSocket route.
 pub fn router() -> Router<AppState> {
     Router::new().route(WS_PATH, get(upgrade))
@@ -88,6 +93,9 @@ pub async fn upgrade(
     };
     let tracker = state.tasks().clone();
     ws.protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Every frame is flushed as it is sent; nothing is gained by holding writes back.
+        .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| tracker.track_future(session::run(socket, state, user)))
