@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gateway::{AppState, Settings, Upstreams, WsUpstream};
-use service_kit::client::{ServiceClient, default_http_client};
+use gateway::{AppState, Settings, UpstreamPool, Upstreams, WsUpstream};
+use service_kit::client::default_http_client;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,29 +13,37 @@ async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init_tracing(settings.common.log_format);
 
     let http = default_http_client();
-    let credential = settings.common.service_token.clone();
+    let policy = settings.ejection_policy();
     let upstreams = Upstreams {
-        auth: ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None),
-        message: ServiceClient::http("message-service", http.clone(), &settings.message_url, None),
-        matching: ServiceClient::http(
+        auth: UpstreamPool::http("auth-service", &http, &settings.auth_url, None, policy)?,
+        message: UpstreamPool::http(
+            "message-service",
+            &http,
+            &settings.message_url,
+            None,
+            policy,
+        )?,
+        matching: UpstreamPool::http(
             "matching-service",
-            http.clone(),
+            &http,
             &settings.matching_url,
             None,
-        ),
-        ws: WsUpstream::Discover(ServiceClient::http(
+            policy,
+        )?,
+        ws: WsUpstream::Discover(UpstreamPool::http(
             "ws-manager",
-            http.clone(),
+            &http,
             &settings.ws_manager_url,
-            Some(credential),
-        )),
+            Some(&settings.common.service_token),
+            policy,
+        )?),
     };
     let verifier = settings.common.token_verifier()?;
-    service_kit::jwks::spawn_refresh(
-        verifier.clone(),
-        upstreams.auth.clone(),
-        Duration::from_secs(300),
-    );
+    let auth = upstreams.auth.clone();
+    service_kit::jwks::spawn_refresh_with(verifier.clone(), Duration::from_secs(300), move || {
+        let auth = auth.clone();
+        async move { auth.get_json(service_kit::jwks::JWKS_PATH).await }
+    });
 
     let state = AppState::new(upstreams, verifier, settings.limits.clone());
     let operator_listener = tokio::net::TcpListener::bind(settings.operator_listen)

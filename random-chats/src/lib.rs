@@ -186,9 +186,9 @@ impl Platform {
         background.extend([ws.heartbeat, ws.relay]);
 
         let upstreams = gateway::Upstreams {
-            auth: ServiceClient::in_process("auth-service", auth, None),
-            message: ServiceClient::in_process("message-service", message, None),
-            matching: ServiceClient::in_process("matching-service", matching, None),
+            auth: ServiceClient::in_process("auth-service", auth, None).into(),
+            message: ServiceClient::in_process("message-service", message, None).into(),
+            matching: ServiceClient::in_process("matching-service", matching, None).into(),
             ws: gateway::WsUpstream::InProcess(ws_handler::app(ws_state.clone())),
         };
         let gateway_state = gateway::AppState::new(upstreams, verifier, config.limits.clone());
