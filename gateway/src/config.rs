@@ -1,10 +1,12 @@
 //! Gateway settings, from flags or `GATEWAY_*` environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use service_kit::config::{CommonArgs, parse_listen};
 
 use crate::balance::EjectionPolicy;
+use crate::tls::{TlsError, TlsFiles};
 
 /// Every gateway setting.
 #[derive(Debug, Clone, clap::Parser)]
@@ -73,6 +75,22 @@ pub struct Settings {
     )]
     pub upstream_max_backoff_ms: u64,
 
+    /// PEM file of the certificate chain (leaf first) for HTTPS and WSS on the public
+    /// listener, with `GATEWAY_TLS_KEY`; unset (both), the listener speaks plain HTTP.
+    /// Reloaded when the file changes.
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `GATEWAY_TLS_CERT` (PKCS#8, PKCS#1 or SEC1).
+    /// Reloaded when the file changes.
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between two checks of the modification times of the certificate and key
+    /// files; a new pair that does not load is logged and the one served stays.
+    #[arg(long, env = "GATEWAY_TLS_RELOAD_SECS", default_value_t = 5)]
+    pub tls_reload_secs: u64,
+
     /// Address of the operators' listener: `/metrics`, `/healthz` and the moderation
     /// routes (`/v1/admin/*`, an `admin` token). It is kept apart from the public
     /// listener: never expose it to the Internet.
@@ -87,6 +105,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The certificate and key files when TLS is configured; an error when only one of
+    /// the two is set.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, TlsError> {
+        TlsFiles::from_options(self.tls_cert.clone(), self.tls_key.clone())
+    }
+
     /// How ejected upstream instances are brought back.
     pub fn ejection_policy(&self) -> EjectionPolicy {
         let backoff = std::time::Duration::from_millis(self.upstream_backoff_ms.max(1));

@@ -11,6 +11,7 @@
 //! - [`balance`] — several instances per REST service: least requests in flight, passive
 //!   ejection, re-admission by probe, safe retries.
 //! - [`placement`] — which ws-handler a new WebSocket goes to.
+//! - [`tls`] — HTTPS and WSS on the public listener, reloading the certificate.
 //! - [`routes`] — the REST proxy, the WebSocket proxy, the OpenAPI document and the
 //!   middleware in front of them (path hygiene, rate limit).
 //! - [`ratelimit`] — the per-IP limiter and the client IP behind trusted proxies.
@@ -24,6 +25,7 @@ pub mod placement;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod tls;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};

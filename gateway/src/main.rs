@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use gateway::tls::Tls;
 use gateway::{AppState, Settings, UpstreamPool, Upstreams, WsUpstream};
 use service_kit::client::default_http_client;
 
@@ -11,6 +12,17 @@ use service_kit::client::default_http_client;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     service_kit::telemetry::init_tracing(settings.common.log_format);
+    // Checked before anything starts: a TLS setting that cannot work stops the gateway.
+    let tls = match settings.tls_files()? {
+        Some(files) => Some(Tls::load(files.clone()).with_context(|| {
+            format!(
+                "loading the TLS certificate {} and key {}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?),
+        None => None,
+    };
 
     let http = default_http_client();
     let policy = settings.ejection_policy();
@@ -62,13 +74,25 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    service_kit::serve::serve(
-        listener,
-        app,
-        service_kit::shutdown::signal(),
-        settings.common.serve_options(),
-    )
-    .await;
+    let options = settings.common.serve_options();
+    match tls {
+        Some(tls) => {
+            tls.spawn_reload(Duration::from_secs(settings.tls_reload_secs.max(1)));
+            tracing::info!(address = %listener.local_addr()?, "gateway listening (HTTPS)");
+            service_kit::serve::serve_with(
+                listener,
+                app,
+                service_kit::shutdown::signal(),
+                options,
+                tls,
+            )
+            .await;
+        }
+        None => {
+            tracing::info!(address = %listener.local_addr()?, "gateway listening");
+            service_kit::serve::serve(listener, app, service_kit::shutdown::signal(), options)
+                .await;
+        }
+    }
     Ok(())
 }
