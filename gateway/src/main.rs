@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     service_kit::telemetry::init_tracing(settings.common.log_format);
     // Checked before anything starts: a TLS setting that cannot work stops the gateway.
-    let tls = match settings.tls_files()? {
+    let tls = match settings
+        .tls_files()
+        .context("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")?
+    {
         Some(files) => Some(Tls::load(files.clone()).with_context(|| {
             format!(
                 "loading the TLS certificate {} and key {}",

@@ -21,9 +21,9 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// Only one of the certificate and the key was given.
-    #[error("TLS needs both GATEWAY_TLS_CERT and GATEWAY_TLS_KEY; only {given} is set")]
+    #[error("TLS needs both a certificate and its key, but only the {given} is set")]
     Incomplete {
-        /// The one that was given.
+        /// The one that was given: `certificate` or `key`.
         given: &'static str,
     },
     /// A file could not be read.
@@ -68,11 +68,9 @@ impl TlsFiles {
             (Some(cert), Some(key)) => Ok(Some(Self { cert, key })),
             (None, None) => Ok(None),
             (Some(_), None) => Err(TlsError::Incomplete {
-                given: "GATEWAY_TLS_CERT",
+                given: "certificate",
             }),
-            (None, Some(_)) => Err(TlsError::Incomplete {
-                given: "GATEWAY_TLS_KEY",
-            }),
+            (None, Some(_)) => Err(TlsError::Incomplete { given: "key" }),
         }
     }
 
@@ -226,17 +224,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_certificate_without_a_key_is_refused_by_name() {
+    fn a_certificate_without_a_key_or_a_key_without_a_certificate_is_refused() {
         let err = TlsFiles::from_options(Some("cert.pem".into()), None).unwrap_err();
         assert!(
-            err.to_string().contains("only GATEWAY_TLS_CERT is set"),
+            err.to_string().contains("only the certificate is set"),
             "{err}"
         );
         let err = TlsFiles::from_options(None, Some("key.pem".into())).unwrap_err();
-        assert!(
-            err.to_string().contains("only GATEWAY_TLS_KEY is set"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("only the key is set"), "{err}");
     }
 
     #[test]

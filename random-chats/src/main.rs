@@ -48,6 +48,15 @@ struct Settings {
     #[arg(long, env = "RC_LOG_FORMAT", value_enum, default_value_t = service_kit::telemetry::LogFormat::Pretty)]
     log_format: service_kit::telemetry::LogFormat,
 
+    /// PEM file of the certificate chain (leaf first) for HTTPS and WSS on the gateway,
+    /// with `RC_TLS_KEY`; unset (both), plain HTTP. Reloaded when the file changes.
+    #[arg(long, env = "RC_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `RC_TLS_CERT`. Reloaded when the file changes.
+    #[arg(long, env = "RC_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+
     /// Gateway request limits and CORS.
     #[command(flatten)]
     limits: gateway::Limits,
@@ -61,6 +70,8 @@ async fn main() -> anyhow::Result<()> {
         settings.listen,
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
+    config.tls = gateway::tls::TlsFiles::from_options(settings.tls_cert, settings.tls_key)
+        .context("RC_TLS_CERT and RC_TLS_KEY go together")?;
     config.limits = settings.limits;
     config.matching.reputation.low_standing_after = settings.low_standing_after;
     config.matching.reputation.hold_secs = settings.low_standing_hold_secs;
