@@ -134,7 +134,7 @@ env_of() { # name
       echo "GATEWAY_OPERATOR_LISTEN=127.0.0.1:$((BASE + 1000))"
       echo "GATEWAY_AUTH_URL=$(url_of auth-service)"
       echo "GATEWAY_MESSAGE_URL=$(url_of message-service)"
-      echo "GATEWAY_MATCHING_URL=$(url_of matching-service-1)"
+      echo "GATEWAY_MATCHING_URL=$(url_of matching-service-1),$(url_of matching-service-2)"
       echo "GATEWAY_WS_MANAGER_URL=$(url_of ws-manager)"
       ;;
   esac

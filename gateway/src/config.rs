@@ -1,8 +1,12 @@
 //! Gateway settings, from flags or `GATEWAY_*` environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use service_kit::config::{CommonArgs, parse_listen};
+
+use crate::balance::EjectionPolicy;
+use crate::tls::{TlsError, TlsFiles};
 
 /// Every gateway setting.
 #[derive(Debug, Clone, clap::Parser)]
@@ -16,37 +20,76 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
-    /// Base URL of auth-service.
+    /// Base URLs of the auth-service instances, comma-separated: each request goes to the
+    /// healthy one with the fewest requests in flight.
     #[arg(
         long,
         env = "GATEWAY_AUTH_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = "http://127.0.0.1:8081",
+        value_delimiter = ','
     )]
-    pub auth_url: String,
+    pub auth_url: Vec<String>,
 
-    /// Base URL of message-service.
+    /// Base URLs of the message-service instances, comma-separated: each request goes to the
+    /// healthy one with the fewest requests in flight.
     #[arg(
         long,
         env = "GATEWAY_MESSAGE_URL",
-        default_value = "http://127.0.0.1:8082"
+        default_value = "http://127.0.0.1:8082",
+        value_delimiter = ','
     )]
-    pub message_url: String,
+    pub message_url: Vec<String>,
 
-    /// Base URL of matching-service.
+    /// Base URLs of the matching-service instances, comma-separated: each request goes to the
+    /// healthy one with the fewest requests in flight.
     #[arg(
         long,
         env = "GATEWAY_MATCHING_URL",
-        default_value = "http://127.0.0.1:8083"
+        default_value = "http://127.0.0.1:8083",
+        value_delimiter = ','
     )]
-    pub matching_url: String,
+    pub matching_url: Vec<String>,
 
-    /// Base URL of ws-manager, asked for the live ws-handlers and their load.
+    /// Base URLs of the ws-manager instances, comma-separated, asked for the live
+    /// ws-handlers and their load.
     #[arg(
         long,
         env = "GATEWAY_WS_MANAGER_URL",
-        default_value = "http://127.0.0.1:8084"
+        default_value = "http://127.0.0.1:8084",
+        value_delimiter = ','
     )]
-    pub ws_manager_url: String,
+    pub ws_manager_url: Vec<String>,
+
+    /// Milliseconds an upstream instance stays out after its connection failed or it
+    /// timed out, before the first probe of its `GET /readyz`; doubled after each failed
+    /// probe, up to `GATEWAY_UPSTREAM_MAX_BACKOFF_MS`.
+    #[arg(long, env = "GATEWAY_UPSTREAM_BACKOFF_MS", default_value_t = 1000)]
+    pub upstream_backoff_ms: u64,
+
+    /// The longest wait, in milliseconds, between two probes of an ejected upstream
+    /// instance.
+    #[arg(
+        long,
+        env = "GATEWAY_UPSTREAM_MAX_BACKOFF_MS",
+        default_value_t = 30_000
+    )]
+    pub upstream_max_backoff_ms: u64,
+
+    /// PEM file of the certificate chain (leaf first) for HTTPS and WSS on the public
+    /// listener, with `GATEWAY_TLS_KEY`; unset (both), the listener speaks plain HTTP.
+    /// Reloaded when the file changes.
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `GATEWAY_TLS_CERT` (PKCS#8, PKCS#1 or SEC1).
+    /// Reloaded when the file changes.
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between two checks of the modification times of the certificate and key
+    /// files; a new pair that does not load is logged and the one served stays.
+    #[arg(long, env = "GATEWAY_TLS_RELOAD_SECS", default_value_t = 5)]
+    pub tls_reload_secs: u64,
 
     /// Address of the operators' listener: `/metrics`, `/healthz` and the moderation
     /// routes (`/v1/admin/*`, an `admin` token). It is kept apart from the public
@@ -59,6 +102,24 @@ pub struct Settings {
 
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl Settings {
+    /// The certificate and key files when TLS is configured; an error when only one of
+    /// the two is set.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, TlsError> {
+        TlsFiles::from_options(self.tls_cert.clone(), self.tls_key.clone())
+    }
+
+    /// How ejected upstream instances are brought back.
+    pub fn ejection_policy(&self) -> EjectionPolicy {
+        let backoff = std::time::Duration::from_millis(self.upstream_backoff_ms.max(1));
+        EjectionPolicy {
+            backoff,
+            max_backoff: std::time::Duration::from_millis(self.upstream_max_backoff_ms)
+                .max(backoff),
+        }
+    }
 }
 
 /// Request limits and CORS.

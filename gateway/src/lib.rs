@@ -8,6 +8,10 @@
 //!
 //! - [`config`] — settings.
 //! - [`state`] — the shared state and the upstream services.
+//! - [`balance`] — several instances per REST service: least requests in flight, passive
+//!   ejection, re-admission by probe, safe retries.
+//! - [`placement`] — which ws-handler a new WebSocket goes to.
+//! - [`tls`] — HTTPS and WSS on the public listener, reloading the certificate.
 //! - [`routes`] — the REST proxy, the WebSocket proxy, the OpenAPI document and the
 //!   middleware in front of them (path hygiene, rate limit).
 //! - [`ratelimit`] — the per-IP limiter and the client IP behind trusted proxies.
@@ -15,10 +19,13 @@
 //! `/metrics` and the moderation routes are not on the public router: [`operator_app`]
 //! serves them on a separate listener for operators.
 
+pub mod balance;
 pub mod config;
+pub mod placement;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod tls;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
@@ -27,16 +34,23 @@ use axum::routing::get;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use balance::{EjectionPolicy, UpstreamPool};
 pub use config::{Limits, Settings};
 pub use state::{AppState, Upstreams, WsUpstream};
 
 /// How often the rate limiter forgets clients that are back to a full allowance.
 const LIMITER_SHRINK_EVERY: Duration = Duration::from_secs(60);
 
-/// The gateway's public router. Spawns the rate limiter's clean-up, which ends when the
-/// state is dropped.
+/// The gateway's public router. Spawns the rate limiter's clean-up and the probes of
+/// ejected upstream instances, which end when the state is dropped.
 pub fn app(state: AppState) -> Router {
     spawn_limiter_shrink(&state);
+    for pool in state.rest_upstreams() {
+        pool.spawn_probe();
+    }
+    if let WsUpstream::Discover(pool) = &state.upstreams().ws {
+        pool.spawn_probe();
+    }
     let cors = cors_layer(&state.limits().cors_origins);
     let public = Router::new()
         .route(wire::protocol::WS_PATH, get(routes::ws::upgrade))

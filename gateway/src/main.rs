@@ -4,38 +4,61 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gateway::{AppState, Settings, Upstreams, WsUpstream};
-use service_kit::client::{ServiceClient, default_http_client};
+use gateway::tls::Tls;
+use gateway::{AppState, Settings, UpstreamPool, Upstreams, WsUpstream};
+use service_kit::client::default_http_client;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     service_kit::telemetry::init_tracing(settings.common.log_format);
+    // Checked before anything starts: a TLS setting that cannot work stops the gateway.
+    let tls = match settings
+        .tls_files()
+        .context("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")?
+    {
+        Some(files) => Some(Tls::load(files.clone()).with_context(|| {
+            format!(
+                "loading the TLS certificate {} and key {}",
+                files.cert.display(),
+                files.key.display()
+            )
+        })?),
+        None => None,
+    };
 
     let http = default_http_client();
-    let credential = settings.common.service_token.clone();
+    let policy = settings.ejection_policy();
     let upstreams = Upstreams {
-        auth: ServiceClient::http("auth-service", http.clone(), &settings.auth_url, None),
-        message: ServiceClient::http("message-service", http.clone(), &settings.message_url, None),
-        matching: ServiceClient::http(
+        auth: UpstreamPool::http("auth-service", &http, &settings.auth_url, None, policy)?,
+        message: UpstreamPool::http(
+            "message-service",
+            &http,
+            &settings.message_url,
+            None,
+            policy,
+        )?,
+        matching: UpstreamPool::http(
             "matching-service",
-            http.clone(),
+            &http,
             &settings.matching_url,
             None,
-        ),
-        ws: WsUpstream::Discover(ServiceClient::http(
+            policy,
+        )?,
+        ws: WsUpstream::Discover(UpstreamPool::http(
             "ws-manager",
-            http.clone(),
+            &http,
             &settings.ws_manager_url,
-            Some(credential),
-        )),
+            Some(&settings.common.service_token),
+            policy,
+        )?),
     };
     let verifier = settings.common.token_verifier()?;
-    service_kit::jwks::spawn_refresh(
-        verifier.clone(),
-        upstreams.auth.clone(),
-        Duration::from_secs(300),
-    );
+    let auth = upstreams.auth.clone();
+    service_kit::jwks::spawn_refresh_with(verifier.clone(), Duration::from_secs(300), move || {
+        let auth = auth.clone();
+        async move { auth.get_json(service_kit::jwks::JWKS_PATH).await }
+    });
 
     let state = AppState::new(upstreams, verifier, settings.limits.clone());
     let operator_listener = tokio::net::TcpListener::bind(settings.operator_listen)
@@ -54,13 +77,25 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    service_kit::serve::serve(
-        listener,
-        app,
-        service_kit::shutdown::signal(),
-        settings.common.serve_options(),
-    )
-    .await;
+    let options = settings.common.serve_options();
+    match tls {
+        Some(tls) => {
+            tls.spawn_reload(Duration::from_secs(settings.tls_reload_secs.max(1)));
+            tracing::info!(address = %listener.local_addr()?, "gateway listening (HTTPS)");
+            service_kit::serve::serve_with(
+                listener,
+                app,
+                service_kit::shutdown::signal(),
+                options,
+                tls,
+            )
+            .await;
+        }
+        None => {
+            tracing::info!(address = %listener.local_addr()?, "gateway listening");
+            service_kit::serve::serve(listener, app, service_kit::shutdown::signal(), options)
+                .await;
+        }
+    }
     Ok(())
 }

@@ -4,11 +4,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use service_kit::client::{ClientError, ServiceClient};
+use service_kit::client::ClientError;
 use service_kit::token::TokenVerifier;
 use wire::api::wsmanager::{HandlerInfo, LiveHandlers};
 
+use crate::balance::UpstreamPool;
 use crate::config::Limits;
+use crate::placement::Placement;
 use crate::ratelimit::IpRateLimiter;
 
 /// How long the list of live ws-handlers is reused before asking ws-manager again.
@@ -19,30 +21,30 @@ const HANDLER_CACHE_TTL: Duration = Duration::from_millis(500);
 pub enum WsUpstream {
     /// A ws-handler in this process: the upgrade is handed to its router directly.
     InProcess(Router),
-    /// Live ws-handlers discovered through ws-manager (`GET /internal/handlers`), least
-    /// loaded first; the upgrade is proxied over TCP.
-    Discover(ServiceClient),
+    /// Live ws-handlers discovered through ws-manager (`GET /internal/handlers`), placed
+    /// by load (see [`crate::placement`]); the upgrade is proxied over TCP.
+    Discover(UpstreamPool),
 }
 
 impl std::fmt::Debug for WsUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WsUpstream::InProcess(_) => f.write_str("InProcess"),
-            WsUpstream::Discover(client) => f.debug_tuple("Discover").field(client).finish(),
+            WsUpstream::Discover(pool) => f.debug_tuple("Discover").field(pool).finish(),
         }
     }
 }
 
-/// The services behind the gateway. REST upstreams are called without the service
-/// credential: only public routes are forwarded.
+/// The services behind the gateway, each one or more instances. REST upstreams are called
+/// without the service credential: only public routes are forwarded.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     /// auth-service.
-    pub auth: ServiceClient,
+    pub auth: UpstreamPool,
     /// message-service.
-    pub message: ServiceClient,
+    pub message: UpstreamPool,
     /// matching-service.
-    pub matching: ServiceClient,
+    pub matching: UpstreamPool,
     /// ws-handler instances.
     pub ws: WsUpstream,
 }
@@ -59,7 +61,8 @@ struct Inner {
     verifier: TokenVerifier,
     limits: Limits,
     limiter: IpRateLimiter,
-    handlers: Mutex<Option<(Instant, Vec<HandlerInfo>)>>,
+    /// The live ws-handlers, when they were fetched, and the placements since.
+    handlers: Mutex<(Option<Instant>, Placement)>,
 }
 
 /// A handle on the state that does not keep it alive (for background tasks).
@@ -86,7 +89,7 @@ impl AppState {
                 verifier,
                 limits,
                 limiter,
-                handlers: Mutex::new(None),
+                handlers: Mutex::new((None, Placement::default())),
             }),
         }
     }
@@ -111,28 +114,40 @@ impl AppState {
         &self.inner.limiter
     }
 
-    /// Live ws-handlers, least loaded first, from a short-lived cache.
-    pub async fn live_handlers(
+    /// The REST upstreams, each once.
+    pub fn rest_upstreams(&self) -> [&UpstreamPool; 3] {
+        let upstreams = &self.inner.upstreams;
+        [&upstreams.auth, &upstreams.message, &upstreams.matching]
+    }
+
+    /// Places a new WebSocket: the live ws-handlers in the order to try them, the chosen
+    /// one first (see [`crate::placement`]). The list from ws-manager is reused for a
+    /// short while; placements made meanwhile count as load.
+    pub async fn place_websocket(
         &self,
-        ws_manager: &ServiceClient,
+        ws_manager: &UpstreamPool,
     ) -> Result<Vec<HandlerInfo>, ClientError> {
-        if let Some((at, handlers)) = self.lock_handlers().as_ref()
-            && at.elapsed() < HANDLER_CACHE_TTL
         {
-            return Ok(handlers.clone());
+            let mut cached = self.lock_handlers();
+            if let (Some(at), placement) = &mut *cached
+                && at.elapsed() < HANDLER_CACHE_TTL
+            {
+                return Ok(placement.place());
+            }
         }
-        let mut handlers = ws_manager.call::<LiveHandlers>((), ()).await?;
-        handlers.sort_by_key(|h| h.connections);
-        *self.lock_handlers() = Some((Instant::now(), handlers.clone()));
-        Ok(handlers)
+        let handlers = ws_manager.call::<LiveHandlers>((), ()).await?;
+        let mut cached = self.lock_handlers();
+        cached.0 = Some(Instant::now());
+        cached.1.refresh(handlers);
+        Ok(cached.1.place())
     }
 
     /// Forgets the cached handler list (after a handler could not be reached).
     pub fn forget_handlers(&self) {
-        *self.lock_handlers() = None;
+        self.lock_handlers().0 = None;
     }
 
-    fn lock_handlers(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<HandlerInfo>)>> {
+    fn lock_handlers(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, Placement)> {
         self.inner
             .handlers
             .lock()

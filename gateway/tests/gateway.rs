@@ -63,17 +63,19 @@ impl TestGateway {
         let verifier =
             TokenVerifier::from_jwks(DEFAULT_ISSUER, DEFAULT_AUDIENCE, &signer.jwks()).unwrap();
         let upstreams = Upstreams {
-            auth: ServiceClient::in_process("auth-service", auth.router("auth"), None),
+            auth: ServiceClient::in_process("auth-service", auth.router("auth"), None).into(),
             message: ServiceClient::in_process(
                 "message-service",
                 Recorder::default().router("message"),
                 None,
-            ),
+            )
+            .into(),
             matching: ServiceClient::in_process(
                 "matching-service",
                 Recorder::default().router("matching"),
                 None,
-            ),
+            )
+            .into(),
             ws: WsUpstream::InProcess(Router::new()),
         };
         let state = AppState::new(upstreams, verifier, limits);
@@ -300,7 +302,8 @@ async fn an_unreachable_service_is_503() {
     let verifier =
         TokenVerifier::from_jwks(DEFAULT_ISSUER, DEFAULT_AUDIENCE, &signer.jwks()).unwrap();
     // Nothing listens on port 9 of loopback (discard), so connecting fails at once.
-    let dead = |name| ServiceClient::http(name, default_http_client(), "http://127.0.0.1:9", None);
+    let dead =
+        |name| ServiceClient::http(name, default_http_client(), "http://127.0.0.1:9", None).into();
     let upstreams = Upstreams {
         auth: dead("auth-service"),
         message: dead("message-service"),
@@ -392,12 +395,12 @@ async fn a_websocket_is_proxied_to_a_live_handler_skipping_dead_and_silent_ones(
     let signer = TokenSigner::generate(DEFAULT_ISSUER, DEFAULT_AUDIENCE);
     let verifier =
         TokenVerifier::from_jwks(DEFAULT_ISSUER, DEFAULT_AUDIENCE, &signer.jwks()).unwrap();
-    let unused = || ServiceClient::in_process("unused", Router::new(), None);
+    let unused = || ServiceClient::in_process("unused", Router::new(), None).into();
     let upstreams = Upstreams {
         auth: unused(),
         message: unused(),
         matching: unused(),
-        ws: WsUpstream::Discover(ServiceClient::in_process("ws-manager", ws_manager, None)),
+        ws: WsUpstream::Discover(ServiceClient::in_process("ws-manager", ws_manager, None).into()),
     };
     let limits = Limits {
         ws_handshake_timeout_ms: 300,

@@ -50,6 +50,10 @@ pub struct PlatformConfig {
     pub ws_handler: ws_handler::HandlerConfig,
     /// The listener's header-read timeout and shutdown deadline.
     pub serve: service_kit::serve::ServeOptions,
+    /// Certificate and key for HTTPS and WSS on the gateway; `None` serves plain HTTP.
+    pub tls: Option<gateway::tls::TlsFiles>,
+    /// How often the certificate and key files are checked for a change to reload.
+    pub tls_reload_every: std::time::Duration,
 }
 
 impl PlatformConfig {
@@ -65,6 +69,8 @@ impl PlatformConfig {
             ws_manager: ws_manager::ManagerConfig::default(),
             ws_handler: ws_handler::HandlerConfig::default(),
             serve: service_kit::serve::ServeOptions::default(),
+            tls: None,
+            tls_reload_every: std::time::Duration::from_secs(5),
         }
     }
 
@@ -85,6 +91,7 @@ impl PlatformConfig {
 #[derive(Debug)]
 pub struct Platform {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: CancellationToken,
     server: JoinHandle<()>,
     ws_handler: ws_handler::AppState,
@@ -100,6 +107,18 @@ impl Platform {
             service_kit::fs::ensure_private_dir(dir)
                 .with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
+        // Before anything starts: a certificate that cannot be served stops the start.
+        let tls = match &config.tls {
+            Some(files) => Some(gateway::tls::Tls::load(files.clone()).with_context(|| {
+                format!(
+                    "loading the TLS certificate {} and key {}",
+                    files.cert.display(),
+                    files.key.display()
+                )
+            })?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let credential = ServiceCredential::random();
         let signer = match &config.data_dir {
             Some(dir) => auth_service::state::load_or_create_signer(
@@ -172,7 +191,7 @@ impl Platform {
         let addr = listener.local_addr()?;
         let ws_state = ws_handler::AppState::new(
             uuid::Uuid::new_v4(),
-            format!("http://{addr}"),
+            format!("{scheme}://{addr}"),
             ws_handler::Peers {
                 ws_manager: internal("ws-manager", &ws_manager),
                 message: internal("message-service", &message),
@@ -186,14 +205,17 @@ impl Platform {
         background.extend([ws.heartbeat, ws.relay]);
 
         let upstreams = gateway::Upstreams {
-            auth: ServiceClient::in_process("auth-service", auth, None),
-            message: ServiceClient::in_process("message-service", message, None),
-            matching: ServiceClient::in_process("matching-service", matching, None),
+            auth: ServiceClient::in_process("auth-service", auth, None).into(),
+            message: ServiceClient::in_process("message-service", message, None).into(),
+            matching: ServiceClient::in_process("matching-service", matching, None).into(),
             ws: gateway::WsUpstream::InProcess(ws_handler::app(ws_state.clone())),
         };
         let gateway_state = gateway::AppState::new(upstreams, verifier, config.limits.clone());
         let app = gateway::app(gateway_state.clone());
 
+        if let Some(tls) = &tls {
+            background.push(tls.spawn_reload(config.tls_reload_every));
+        }
         let stop = CancellationToken::new();
         let server = tokio::spawn({
             let stop = stop.clone();
@@ -205,11 +227,17 @@ impl Platform {
                     // Close WebSocket sessions (1001: reconnect elsewhere) first.
                     draining.shutdown().await;
                 };
-                service_kit::serve::serve(listener, app, stopped, options).await;
+                match tls {
+                    Some(tls) => {
+                        service_kit::serve::serve_with(listener, app, stopped, options, tls).await;
+                    }
+                    None => service_kit::serve::serve(listener, app, stopped, options).await,
+                }
             }
         });
         Ok(Self {
             addr,
+            scheme,
             stop,
             server,
             ws_handler: ws_state,
@@ -229,9 +257,9 @@ impl Platform {
         self.addr
     }
 
-    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080` (`https://` with TLS).
     pub fn gateway_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Completes when the server task ends, which it does only after [`Self::shutdown`]

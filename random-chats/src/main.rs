@@ -65,6 +65,15 @@ struct Settings {
     #[arg(long, env = "RC_WS_FRAMES_BURST", default_value_t = 60)]
     ws_frames_burst: u32,
 
+    /// PEM file of the certificate chain (leaf first) for HTTPS and WSS on the gateway,
+    /// with `RC_TLS_KEY`; unset (both), plain HTTP. Reloaded when the file changes.
+    #[arg(long, env = "RC_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `RC_TLS_CERT`. Reloaded when the file changes.
+    #[arg(long, env = "RC_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+
     /// Gateway request limits and CORS.
     #[command(flatten)]
     limits: gateway::Limits,
@@ -78,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
         settings.listen,
         (!settings.in_memory).then(|| settings.data_dir.clone()),
     );
+    config.tls = gateway::tls::TlsFiles::from_options(settings.tls_cert, settings.tls_key)
+        .context("RC_TLS_CERT and RC_TLS_KEY go together")?;
     config.limits = settings.limits;
     config.ws_handler.send_per_sec = settings.ws_send_per_sec;
     config.ws_handler.send_burst = settings.ws_send_burst.max(1);

@@ -38,6 +38,8 @@ pub enum ClientError {
         service: &'static str,
         /// What went wrong (for logs only).
         cause: String,
+        /// How far the call got before it failed.
+        failure: Failure,
     },
     /// The service answered with an error body.
     #[error("{service} answered {status}: {}", body.error.code)]
@@ -59,7 +61,48 @@ pub enum ClientError {
     },
 }
 
+/// How far a call that got no answer went before it failed: whether the request may have
+/// reached the service decides whether it may be sent again elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made: nothing reached the service.
+    Connect,
+    /// The service did not answer in time; the request may have reached it.
+    Timeout,
+    /// Any other failure after the connection was made; the request may have reached it.
+    Transport,
+}
+
+impl Failure {
+    /// A short name for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect_failed",
+            Failure::Timeout => "timed_out",
+            Failure::Transport => "transport_failed",
+        }
+    }
+
+    fn of(err: &reqwest::Error) -> Self {
+        if err.is_connect() {
+            Failure::Connect
+        } else if err.is_timeout() {
+            Failure::Timeout
+        } else {
+            Failure::Transport
+        }
+    }
+}
+
 impl ClientError {
+    /// How far the call got, when it failed without an answer from the service.
+    pub fn failure(&self) -> Option<Failure> {
+        match self {
+            ClientError::Unavailable { failure, .. } => Some(*failure),
+            _ => None,
+        }
+    }
+
     /// The HTTP status of an API error.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
@@ -88,7 +131,7 @@ impl ClientError {
             ClientError::Api { status, .. } if status == StatusCode::SERVICE_UNAVAILABLE => {
                 ApiError::unavailable("a backend service is unavailable").with_retry_after(1)
             }
-            ClientError::Unavailable { service, cause } => {
+            ClientError::Unavailable { service, cause, .. } => {
                 tracing::warn!(service, %cause, "backend service unavailable");
                 ApiError::unavailable("a backend service is unavailable").with_retry_after(1)
             }
@@ -336,12 +379,15 @@ impl ServiceClient {
                     .body(bytes)
                     .send()
                     .await
-                    .map_err(|e| self.unavailable(e))?;
+                    .map_err(|e| self.failed(Failure::of(&e), e))?;
                 let mut builder = Response::builder().status(response.status());
                 if let Some(headers) = builder.headers_mut() {
                     headers.extend(response.headers().clone());
                 }
-                let bytes = response.bytes().await.map_err(|e| self.unavailable(e))?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| self.failed(Failure::of(&e), e))?;
                 Ok(builder
                     .body(Body::from(bytes))
                     .expect("status and headers came from a valid response"))
@@ -350,9 +396,14 @@ impl ServiceClient {
     }
 
     fn unavailable(&self, cause: impl std::fmt::Display) -> ClientError {
+        self.failed(Failure::Transport, cause)
+    }
+
+    fn failed(&self, failure: Failure, cause: impl std::fmt::Display) -> ClientError {
         ClientError::Unavailable {
             service: self.service,
             cause: cause.to_string(),
+            failure,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Serving a router on a listener with every wait on a client bounded: a client must send
 //! its request head within the header-read timeout, and after shutdown begins the
-//! connections still open get a deadline, then are dropped.
+//! connections still open get a deadline, then are dropped. The connections are plain TCP,
+//! or whatever a [`Handshake`] makes of them (TLS).
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
@@ -36,6 +38,32 @@ impl Default for ServeOptions {
     }
 }
 
+/// What an accepted TCP connection becomes before HTTP is spoken on it: the connection
+/// itself ([`PlainTcp`]) or, for instance, a TLS session over it.
+pub trait Handshake: Clone + Send + Sync + 'static {
+    /// The stream HTTP is spoken on.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Turns an accepted connection into the stream HTTP is spoken on. It runs within
+    /// the header-read timeout of the connection.
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+/// No handshake: HTTP straight on the TCP connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainTcp;
+
+impl Handshake for PlainTcp {
+    type Stream = TcpStream;
+
+    async fn handshake(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+        Ok(tcp)
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 with upgrades, the peer address as
 /// [`ConnectInfo<SocketAddr>`]) until `shutdown` completes; then stops accepting, lets
 /// open requests finish within [`ServeOptions::shutdown_deadline`] and returns.
@@ -46,6 +74,18 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
+) {
+    serve_with(listener, app, shutdown, options, PlainTcp).await;
+}
+
+/// As [`serve`], with each accepted connection first put through `handshake` (bounded by
+/// the header-read timeout; a connection whose handshake fails or times out is closed).
+pub async fn serve_with<H: Handshake>(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+    handshake: H,
 ) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -78,11 +118,27 @@ pub async fn serve(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .with_upgrades();
+        let builder = builder.clone();
+        let handshake = handshake.clone();
         let mut stop_seen = stop_seen.clone();
         connections.spawn(async move {
+            let stream = tokio::select! {
+                done = tokio::time::timeout(options.header_read_timeout, handshake.handshake(stream)) => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, %peer, "handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "handshake timed out");
+                        return;
+                    }
+                },
+                _ = stop_seen.wait_for(|stop| *stop) => return,
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
             tokio::pin!(connection);
             let stop = async move {
                 // The guard `wait_for` returns is dropped here, not held across awaits.
@@ -180,6 +236,40 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(20), read_to_close(&mut stream))
             .await
             .expect("the server kept a silent connection open");
+    }
+
+    /// A handshake that never finishes, as a client that opens a TLS connection and
+    /// sends no hello would cause.
+    #[derive(Clone)]
+    struct NeverDone;
+
+    impl Handshake for NeverDone {
+        type Stream = TcpStream;
+
+        async fn handshake(&self, _tcp: TcpStream) -> std::io::Result<TcpStream> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_does_not_finish_is_dropped_at_the_header_read_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = ServeOptions {
+            header_read_timeout: Duration::from_millis(300),
+            ..ServeOptions::default()
+        };
+        tokio::spawn(serve_with(
+            listener,
+            Router::new().route("/", get(|| async { "hi" })),
+            std::future::pending::<()>(),
+            options,
+            NeverDone,
+        ));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), read_to_close(&mut stream))
+            .await
+            .expect("the server kept a connection whose handshake never finished");
     }
 
     #[tokio::test]

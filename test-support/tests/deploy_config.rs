@@ -443,16 +443,19 @@ fn compose_urls_name_the_port_the_target_service_listens_on() {
         .collect();
     let mut checked = 0;
     for (name, service) in &services {
-        for (variable, value) in compose_env(service) {
-            let Some((host, port)) = host_and_port(&value) else {
-                continue;
-            };
-            if variable.ends_with("_PUBLIC_URL") {
-                assert_eq!(host, *name, "{name}'s {variable} names itself");
-            }
-            if let Some(listening) = ports.get(&host) {
-                assert_eq!(port, *listening, "{name}: {variable}={value}");
-                checked += 1;
+        for (variable, list) in compose_env(service) {
+            // A gateway upstream is a comma-separated list of instances.
+            for value in list.split(',') {
+                let Some((host, port)) = host_and_port(value) else {
+                    continue;
+                };
+                if variable.ends_with("_PUBLIC_URL") {
+                    assert_eq!(host, *name, "{name}'s {variable} names itself");
+                }
+                if let Some(listening) = ports.get(&host) {
+                    assert_eq!(port, *listening, "{name}: {variable}={value}");
+                    checked += 1;
+                }
             }
         }
     }
@@ -537,25 +540,38 @@ fn the_cluster_script_runs_the_compose_topology_with_the_same_variables() {
             "{name}: the script and the compose file set different variables"
         );
         assert_eq!(listen_port(&script), *port, "{name} listens on its port");
-        // Wired the same way: a URL to service X in compose is a URL to X's port here.
-        for (variable, value) in &composed {
-            let Some((host, _)) = host_and_port(value) else {
-                continue;
-            };
-            if !compose_apps.contains_key(&host) {
-                continue;
+        // Wired the same way: a URL to service X in compose is a URL to X's port here, in
+        // the same place of a comma-separated list.
+        for (variable, list) in &composed {
+            let scripted: Vec<&str> = script[variable].split(',').collect();
+            let composed_list: Vec<&str> = list.split(',').collect();
+            for (position, value) in composed_list.iter().enumerate() {
+                let Some((host, _)) = host_and_port(value) else {
+                    continue;
+                };
+                if !compose_apps.contains_key(&host) {
+                    continue;
+                }
+                assert_eq!(
+                    scripted.len(),
+                    composed_list.len(),
+                    "{name}: {variable} lists {list} in compose but {} in the script",
+                    script[variable]
+                );
+                let (_, script_port) = host_and_port(scripted[position])
+                    .unwrap_or_else(|| panic!("{name}: {variable}={} is no URL", script[variable]));
+                assert_eq!(
+                    by_port.get(&script_port).map(|n| n.as_str()),
+                    Some(host.as_str()),
+                    "{name}: {variable} points at {host} in compose but at port {script_port} in the script"
+                );
             }
-            let (_, script_port) = host_and_port(&script[variable])
-                .unwrap_or_else(|| panic!("{name}: {variable}={} is no URL", script[variable]));
-            assert_eq!(
-                by_port.get(&script_port).map(|n| n.as_str()),
-                Some(host.as_str()),
-                "{name}: {variable} points at {host} in compose but at port {script_port} in the script"
-            );
         }
-        for (variable, value) in &script {
-            if let Some((host, _)) = host_and_port(value) {
-                assert_eq!(host, "127.0.0.1", "{name}: {variable} stays on loopback");
+        for (variable, list) in &script {
+            for value in list.split(',') {
+                if let Some((host, _)) = host_and_port(value) {
+                    assert_eq!(host, "127.0.0.1", "{name}: {variable} stays on loopback");
+                }
             }
         }
     }

@@ -1,20 +1,19 @@
-//! `GET /readyz`: ready when the token keys are loaded and every REST upstream answers.
+//! `GET /readyz`: ready when the token keys are loaded and every REST upstream has an
+//! instance that answers.
 
+use crate::balance::UpstreamPool;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
-use service_kit::client::ServiceClient;
-
-use crate::state::AppState;
 
 /// GET /readyz
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let upstreams = state.upstreams();
     let mut problems = Vec::new();
     if !state.verifier().is_ready() {
         problems.push("token keys not loaded".to_owned());
     }
-    for client in [&upstreams.auth, &upstreams.message, &upstreams.matching] {
-        if let Err(err) = healthy(client).await {
+    for pool in state.rest_upstreams() {
+        if let Err(err) = healthy(pool).await {
             problems.push(err);
         }
     }
@@ -25,9 +24,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     })
 }
 
-async fn healthy(client: &ServiceClient) -> Result<(), String> {
-    client
-        .get_json::<serde_json::Value>("/healthz")
+/// Whether at least one instance of the service is up.
+async fn healthy(pool: &UpstreamPool) -> Result<(), String> {
+    pool.get_json::<serde_json::Value>("/healthz")
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

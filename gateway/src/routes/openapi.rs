@@ -26,7 +26,6 @@ pub async fn document(State(state): State<AppState>) -> Response {
 struct GatewayApi;
 
 async fn merged(state: &AppState) -> Result<OpenApi, ApiError> {
-    let upstreams = state.upstreams();
     let mut doc = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -42,8 +41,8 @@ async fn merged(state: &AppState) -> Result<OpenApi, ApiError> {
         .build();
     // The WebSocket handshake is the gateway's own route.
     doc.merge(GatewayApi::openapi());
-    for client in [&upstreams.auth, &upstreams.message, &upstreams.matching] {
-        let part: OpenApi = client
+    for pool in state.rest_upstreams() {
+        let part: OpenApi = pool
             .get_json("/openapi.json")
             .await
             .map_err(|e| e.into_api_error())?;

@@ -1,13 +1,12 @@
 //! The REST proxy: picks the upstream by path, checks the access token, forwards.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use service_kit::auth::SERVICE_TOKEN_HEADER;
-use service_kit::client::ServiceClient;
 use service_kit::error::ApiError;
 
+use crate::balance::UpstreamPool;
 use crate::state::AppState;
 
 /// Which service owns a public path, and whether it may be called without a token.
@@ -122,7 +121,7 @@ async fn forward_inner(
     if !is_anonymous(request.method(), &path) {
         service_kit::auth::authenticate(request.headers(), state.verifier())?;
     }
-    let upstream: &ServiceClient = match route {
+    let upstream: &UpstreamPool = match route {
         Route::Auth => &state.upstreams().auth,
         Route::Message => &state.upstreams().message,
         Route::Matching => &state.upstreams().matching,
@@ -142,9 +141,8 @@ async fn forward_inner(
         .map_err(|_| service_kit::extract::body_too_large())?;
     strip_hop_headers(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
-    let upstream_request = Request::from_parts(parts, Body::from(bytes));
     let mut response = upstream
-        .send(upstream_request)
+        .send(parts.method, &parts.uri, &parts.headers, bytes)
         .await
         .map_err(|e| e.into_api_error())?;
     strip_hop_headers(response.headers_mut());

@@ -1,6 +1,7 @@
 //! `GET /v1/ws`: checks the access token before the upgrade, then hands the upgrade to a
 //! ws-handler — in process, or by proxying the handshake and then the raw bytes to the
-//! least-loaded live instance, trying the next one when an instance cannot be reached.
+//! live instance chosen by [`crate::placement`], trying the next one when an instance
+//! cannot be reached.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -44,7 +45,7 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
             .await
             .unwrap_or_else(|never| match never {}),
         WsUpstream::Discover(ws_manager) => {
-            let handlers = match state.live_handlers(ws_manager).await {
+            let handlers = match state.place_websocket(ws_manager).await {
                 Ok(handlers) => handlers,
                 Err(err) => return err.into_api_error().into_response(),
             };

@@ -169,21 +169,26 @@ impl Stack {
         tasks.push(task);
 
         let upstreams = gateway::Upstreams {
-            auth: ServiceClient::http("auth-service", http.clone(), &auth_url, None),
-            message: ServiceClient::http("message-service", http.clone(), &message_url, None),
+            auth: ServiceClient::http("auth-service", http.clone(), &auth_url, None).into(),
+            message: ServiceClient::http("message-service", http.clone(), &message_url, None)
+                .into(),
             // Matching is not part of these tests; its routes answer 503.
             matching: ServiceClient::http(
                 "matching-service",
                 http.clone(),
                 "http://127.0.0.1:9",
                 None,
+            )
+            .into(),
+            ws: gateway::WsUpstream::Discover(
+                ServiceClient::http(
+                    "ws-manager",
+                    http.clone(),
+                    &wsm_url,
+                    Some(credential.clone()),
+                )
+                .into(),
             ),
-            ws: gateway::WsUpstream::Discover(ServiceClient::http(
-                "ws-manager",
-                http.clone(),
-                &wsm_url,
-                Some(credential.clone()),
-            )),
         };
         let limits = gateway::Limits {
             rate_per_second: 100_000,
