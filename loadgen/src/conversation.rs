@@ -49,6 +49,9 @@ pub struct ConversationOptions {
     pub setup: SetupOptions,
 }
 
+/// Longest wait, after a failed step, for the server to answer what was sent.
+pub const BACKLOG_LIMIT: Duration = Duration::from_secs(60);
+
 /// The `findmax` search.
 #[derive(Debug, Clone)]
 pub struct FindMaxOptions {
@@ -56,7 +59,9 @@ pub struct FindMaxOptions {
     pub max_rate: f64,
     /// All steps together stop after about this long.
     pub budget: Duration,
-    /// Pause after a failed step, for the server to work off its backlog.
+    /// Pause after a failed step, once the server has answered every send made so far
+    /// (or [`BACKLOG_LIMIT`] passed), so that a step never starts behind the last one's
+    /// backlog.
     pub pause_after_fail: Duration,
 }
 
@@ -149,12 +154,18 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     disconnects: u64,
     closing: bool,
+    /// Sends made in every step so far, warm-up included.
+    sent_total: u64,
+    /// Sends the server answered (an ack or an error), in every step so far.
+    answered_total: u64,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     tally: Mutex<Tally>,
     complete: Notify,
+    /// Signalled when the server has answered every send made so far.
+    caught_up: Notify,
 }
 
 impl Shared {
@@ -164,12 +175,40 @@ impl Shared {
             .expect("never poisoned: no panics while held")
     }
 
+    /// Counts an answer (ack or error) to a send, of any step.
+    fn answered(&self, tally: &mut Tally) {
+        tally.answered_total += 1;
+        if tally.answered_total >= tally.sent_total {
+            self.caught_up.notify_one();
+        }
+    }
+
+    /// Waits until the server has answered every send made so far, at most `limit`.
+    async fn catch_up(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.caught_up.notified();
+                {
+                    let tally = self.lock();
+                    if tally.answered_total >= tally.sent_total {
+                        return;
+                    }
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+
     /// Counts an ack or a delivery of the send named `client_msg_id`.
     fn record(&self, client_msg_id: &str, delivery: bool, now: Instant) {
         let Some((id, k)) = parse_client_msg_id(client_msg_id) else {
             return;
         };
         let mut tally = self.lock();
+        if !delivery {
+            self.answered(&mut tally);
+        }
         let Some(w) = tally.window.as_mut().filter(|w| w.id == id) else {
             return;
         };
@@ -264,7 +303,9 @@ async fn read_loop(
                 let _ = matched.send((index, chat_id));
             }
             Ok(Incoming::Error { code, .. }) => {
-                *shared.lock().errors.entry(code).or_default() += 1;
+                let mut tally = shared.lock();
+                *tally.errors.entry(code).or_default() += 1;
+                shared.answered(&mut tally);
             }
             Ok(Incoming::Other) => {}
             Err(_) => {
@@ -437,6 +478,7 @@ impl Session {
                 0
             };
             let mut measured = 0;
+            let before = k;
             if k < due {
                 lag = lag.max(now.saturating_duration_since(start + schedule.offset(k)));
             }
@@ -456,10 +498,12 @@ impl Session {
                 let _ = self.conns[pair.conns[side]].tx.send(Message::text(frame));
                 k += 1;
             }
-            if measured > 0
-                && let Some(w) = self.shared.lock().window.as_mut()
-            {
-                w.sent += measured;
+            if k > before {
+                let mut tally = self.shared.lock();
+                tally.sent_total += k - before;
+                if let Some(w) = tally.window.as_mut() {
+                    w.sent += measured;
+                }
             }
             if k < total {
                 tokio::time::sleep_until((start + schedule.offset(k)).into()).await;
@@ -606,6 +650,7 @@ pub async fn run(
                 report.steps.push(step);
                 search.record(rate, pass);
                 if !pass {
+                    session.shared.catch_up(BACKLOG_LIMIT).await;
                     tokio::time::sleep(findmax.pause_after_fail).await;
                 }
             }
