@@ -94,6 +94,30 @@ impl World {
         })
     }
 
+    /// `window` finds with required interests, and a new SDK user sharing `topic` queues and
+    /// is matched with it. Returns that user (client, id, live connection) and the chat id,
+    /// once the window shows the chat.
+    fn chat_with(
+        &self,
+        window: &mut Controller,
+        name: &str,
+        topic: &str,
+    ) -> (Client, Uuid, Connection, Uuid) {
+        window.act(Action::SetFindMode(InterestMode::Required));
+        window.act(Action::Find);
+        window
+            .wait_until("waiting", DEADLINE, |a| {
+                matches!(a.queue, Queue::Waiting { .. })
+            })
+            .unwrap();
+        let (client, id, mut live) = self.sdk_user(name, vec![topic.to_owned()]);
+        let chat_id = self.join_and_match(&client, &mut live, name);
+        window
+            .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
+            .unwrap();
+        (client, id, live, chat_id)
+    }
+
     /// The next event of `connection` that `pick` accepts.
     fn next<T>(
         &self,
@@ -417,18 +441,7 @@ fn next_asks_first_then_ends_the_chat_for_both_and_searches_again() {
     let mut window = world.window(&store);
     let topic = unique("next");
     sign_up(&mut window, "Cleo", &topic);
-    window.act(Action::SetFindMode(InterestMode::Required));
-    window.act(Action::Find);
-    window
-        .wait_until("waiting", DEADLINE, |a| {
-            matches!(a.queue, Queue::Waiting { .. })
-        })
-        .unwrap();
-    let (dan, _, mut dan_live) = world.sdk_user("Dan", vec![topic.clone()]);
-    let chat_id = world.join_and_match(&dan, &mut dan_live, "dan");
-    window
-        .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
-        .unwrap();
+    let (_dan, _, mut dan_live, chat_id) = world.chat_with(&mut window, "Dan", &topic);
 
     // Next only asks; Esc (closing the dialog) keeps the chat.
     window.act(Action::AskNext);
@@ -482,18 +495,7 @@ fn a_message_written_offline_is_queued_visibly_and_stored_once_after_reconnectin
     let mut window = world.window(&store);
     let topic = unique("offline");
     sign_up(&mut window, "Eve", &topic);
-    window.act(Action::SetFindMode(InterestMode::Required));
-    window.act(Action::Find);
-    window
-        .wait_until("waiting", DEADLINE, |a| {
-            matches!(a.queue, Queue::Waiting { .. })
-        })
-        .unwrap();
-    let (fred, _, mut fred_live) = world.sdk_user("Fred", vec![topic.clone()]);
-    let chat_id = world.join_and_match(&fred, &mut fred_live, "fred");
-    window
-        .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
-        .unwrap();
+    let (fred, _, mut fred_live, chat_id) = world.chat_with(&mut window, "Fred", &topic);
 
     // The server goes away: the window says so, and a message written now waits, visibly.
     let platform = world.platform.take().unwrap();
@@ -677,18 +679,7 @@ fn reporting_and_blocking_the_partner() {
     let mut window = world.window(&store);
     let topic = unique("report");
     sign_up(&mut window, "Hana", &topic);
-    window.act(Action::SetFindMode(InterestMode::Required));
-    window.act(Action::Find);
-    window
-        .wait_until("waiting", DEADLINE, |a| {
-            matches!(a.queue, Queue::Waiting { .. })
-        })
-        .unwrap();
-    let (ivan, ivan_id, mut ivan_live) = world.sdk_user("Ivan", vec![topic.clone()]);
-    let chat_id = world.join_and_match(&ivan, &mut ivan_live, "ivan");
-    window
-        .wait_until("the chat", DEADLINE, |a| a.active_chat().is_some())
-        .unwrap();
+    let (_ivan, ivan_id, mut ivan_live, chat_id) = world.chat_with(&mut window, "Ivan", &topic);
 
     // Report: a reason is required; the report is sent and the chat goes on.
     window.act(Action::AskReport);

@@ -13,19 +13,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     service_kit::telemetry::init_tracing(settings.common.log_format);
     // Checked before anything starts: a TLS setting that cannot work stops the gateway.
-    let tls = match settings
+    let files = settings
         .tls_files()
-        .context("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")?
-    {
-        Some(files) => Some(Tls::load(files.clone()).with_context(|| {
-            format!(
-                "loading the TLS certificate {} and key {}",
-                files.cert.display(),
-                files.key.display()
-            )
-        })?),
-        None => None,
-    };
+        .context("GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together")?;
+    let tls = Tls::load_at_start(files.as_ref())?;
 
     let http = default_http_client();
     let policy = settings.ejection_policy();

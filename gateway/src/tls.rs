@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context as _;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -155,6 +156,22 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
+    /// At start-up: loads `files` when TLS is asked for; an error names both files, so a
+    /// certificate that cannot be served stops the start with a clear reason.
+    pub fn load_at_start(files: Option<&TlsFiles>) -> anyhow::Result<Option<Self>> {
+        files
+            .map(|files| {
+                Self::load(files.clone()).with_context(|| {
+                    format!(
+                        "loading the TLS certificate {} and key {}",
+                        files.cert.display(),
+                        files.key.display()
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// Loads the pair in `files`; fails when it cannot be served.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -108,16 +108,7 @@ impl Platform {
                 .with_context(|| format!("creating the data directory {}", dir.display()))?;
         }
         // Before anything starts: a certificate that cannot be served stops the start.
-        let tls = match &config.tls {
-            Some(files) => Some(gateway::tls::Tls::load(files.clone()).with_context(|| {
-                format!(
-                    "loading the TLS certificate {} and key {}",
-                    files.cert.display(),
-                    files.key.display()
-                )
-            })?),
-            None => None,
-        };
+        let tls = gateway::tls::Tls::load_at_start(config.tls.as_ref())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let credential = ServiceCredential::random();
         let signer = match &config.data_dir {
