@@ -1,6 +1,8 @@
 //! Appends per second on each store: N concurrent writers over several chats, on a SQLite
 //! file (always) and on MongoDB (when `MONGODB_URL` is set, on a fresh database dropped
-//! afterwards).
+//! afterwards), each append straight to the store (`direct`, a transaction per message)
+//! and through the group committer the service uses (`group`, concurrent appends share a
+//! transaction).
 //!
 //! ```text
 //! cargo run --release -p message-service --example append_bench
@@ -8,12 +10,14 @@
 //!
 //! Settings (environment): `APPEND_BENCH_WRITERS` (comma-separated writer counts, default
 //! `1,16,64`), `APPEND_BENCH_CHATS` (default 8), `APPEND_BENCH_MESSAGES` (appends per run
-//! on SQLite, default 4000), `APPEND_BENCH_MONGO_MESSAGES` (on MongoDB, default 2000).
+//! on SQLite, default 4000), `APPEND_BENCH_MONGO_MESSAGES` (on MongoDB, default 2000),
+//! `APPEND_BENCH_PATHS` (`direct`, `group` or both, comma-separated; default both).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use message_service::store::commit::{DEFAULT_MAX_BATCH, GroupCommitter};
 use message_service::store::conformance::{message, new_chat};
 use message_service::store::mongo::MongoMessageStore;
 use message_service::store::sqlite::SqliteMessageStore;
@@ -40,6 +44,28 @@ fn writer_counts() -> Vec<usize> {
         .unwrap_or_else(|| vec![1, 16, 64])
 }
 
+/// How the writers append.
+#[derive(Clone)]
+enum Path {
+    /// `MessageStore::append`: one transaction per message.
+    Direct,
+    /// Through a group committer: concurrent appends share a transaction.
+    Group(GroupCommitter),
+}
+
+fn paths() -> Vec<&'static str> {
+    let wanted = std::env::var("APPEND_BENCH_PATHS").unwrap_or_default();
+    let chosen: Vec<&'static str> = ["direct", "group"]
+        .into_iter()
+        .filter(|p| wanted.split(',').any(|w| w.trim() == *p))
+        .collect();
+    if chosen.is_empty() {
+        vec!["direct", "group"]
+    } else {
+        chosen
+    }
+}
+
 /// One run's figures.
 struct Figures {
     appends: usize,
@@ -53,6 +79,7 @@ struct Figures {
 /// afterwards that every chat's seqs are dense.
 async fn run(
     store: Arc<dyn MessageStore>,
+    path: Path,
     writers: usize,
     chats: usize,
     total: usize,
@@ -69,6 +96,7 @@ async fn run(
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let store = store.clone();
+            let path = path.clone();
             let next = next.clone();
             let ids = ids.clone();
             let members = members.clone();
@@ -82,9 +110,11 @@ async fn run(
                     let c = (w + n) % ids.len();
                     let sender = members[c][n % 2];
                     let t = Instant::now();
-                    let written = store
-                        .append(&message(ids[c], sender, &format!("w{w}-{n}")))
-                        .await?;
+                    let new = message(ids[c], sender, &format!("w{w}-{n}"));
+                    let written = match &path {
+                        Path::Direct => store.append(&new).await?,
+                        Path::Group(committer) => committer.append(new).await?,
+                    };
                     latencies.push(t.elapsed());
                     assert!(written.created, "every client id is new");
                 }
@@ -127,21 +157,37 @@ async fn run(
 async fn bench(name: &str, store: Arc<dyn MessageStore>, chats: usize, total: usize) {
     println!("\n{name}: {total} appends per run over {chats} chats");
     println!(
-        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "writers", "appends/s", "elapsed", "p50", "p99", "max"
+        "{:>8} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "path", "writers", "appends/s", "elapsed", "p50", "p99", "max", "batch"
     );
-    for writers in writer_counts() {
-        match run(store.clone(), writers, chats, total).await {
+    for (name, writers) in paths()
+        .into_iter()
+        .flat_map(|p| writer_counts().into_iter().map(move |w| (p, w)))
+    {
+        let path = match name {
+            "group" => Path::Group(GroupCommitter::spawn(store.clone(), DEFAULT_MAX_BATCH)),
+            _ => Path::Direct,
+        };
+        let batch = |path: &Path| match path {
+            Path::Group(committer) => {
+                let stats = committer.stats();
+                format!("{:.1}", stats.messages as f64 / stats.batches.max(1) as f64)
+            }
+            Path::Direct => "1".to_owned(),
+        };
+        match run(store.clone(), path.clone(), writers, chats, total).await {
             Ok(f) => println!(
-                "{:>8} {:>12.0} {:>9.2}s {:>8.2}ms {:>8.2}ms {:>8.2}ms",
+                "{:>8} {:>8} {:>12.0} {:>9.2}s {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>10}",
+                name,
                 writers,
                 f.appends as f64 / f.elapsed.as_secs_f64(),
                 f.elapsed.as_secs_f64(),
                 f.p50.as_secs_f64() * 1e3,
                 f.p99.as_secs_f64() * 1e3,
                 f.max.as_secs_f64() * 1e3,
+                batch(&path),
             ),
-            Err(err) => println!("{writers:>8} failed: {err}"),
+            Err(err) => println!("{name:>8} {writers:>8} failed: {err}"),
         }
     }
 }

@@ -85,6 +85,13 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_blocks: u32,
 
+    /// Most messages one group commit stores in one transaction (at least 1). Appends
+    /// arriving while a commit runs wait for the next one, up to this many; an idle
+    /// service commits a lone append at once.
+    #[arg(long, env = "MESSAGE_APPEND_BATCH_MAX", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub append_batch_max: u32,
+
     /// Settings shared by every service.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -110,6 +117,8 @@ pub struct MessageConfig {
     /// Redis on which the per-user limits are shared by every instance (`RC_REDIS_URL`);
     /// `None` keeps them in this instance's memory.
     pub shared_limits: Option<String>,
+    /// Most messages one group commit stores in one transaction.
+    pub append_batch_max: usize,
 }
 
 impl Default for MessageConfig {
@@ -123,6 +132,7 @@ impl Default for MessageConfig {
             blocks_refill: Duration::from_secs(30),
             max_blocks: 1000,
             shared_limits: None,
+            append_batch_max: crate::store::commit::DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -139,6 +149,9 @@ impl Settings {
             blocks_refill: Duration::from_secs(self.blocks_refill_secs.max(1)),
             max_blocks: self.max_blocks.max(1),
             shared_limits: self.common.rc_redis_url.clone(),
+            append_batch_max: usize::try_from(self.append_batch_max)
+                .unwrap_or(usize::MAX)
+                .max(1),
         }
     }
 
@@ -163,6 +176,10 @@ mod tests {
         assert!(!settings.on_mongodb());
         assert_eq!(settings.mongodb_database, "random_chats");
         assert_eq!(settings.message_config().reports_per_window, 10);
+        assert_eq!(
+            settings.message_config().append_batch_max,
+            crate::store::commit::DEFAULT_MAX_BATCH
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
 use crate::store::MessageStore;
+use crate::store::commit::GroupCommitter;
 use crate::store::mongo::MongoMessageStore;
 use crate::store::sqlite::SqliteMessageStore;
 
@@ -46,6 +47,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn MessageStore>,
+    /// Every append goes through it, so that concurrent ones share a commit.
+    committer: GroupCommitter,
     verifier: TokenVerifier,
     credential: ServiceCredential,
     notifier: Option<ServiceClient>,
@@ -65,8 +68,9 @@ struct Inner {
 const REPORT_LOCK_STRIPES: usize = 64;
 
 impl AppState {
-    /// Assembles the state. `notifier` calls ws-manager (`None`: chat ends are not
-    /// pushed); in one process it may be `ServiceClient::in_process`.
+    /// Assembles the state and starts the append committer on `store` (so it must be
+    /// called within a Tokio runtime). `notifier` calls ws-manager (`None`: chat ends are
+    /// not pushed); in one process it may be `ServiceClient::in_process`.
     pub fn new(
         store: Arc<dyn MessageStore>,
         verifier: TokenVerifier,
@@ -76,6 +80,7 @@ impl AppState {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                committer: GroupCommitter::spawn(store.clone(), config.append_batch_max),
                 store,
                 verifier,
                 credential,
@@ -165,6 +170,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &dyn MessageStore {
         self.inner.store.as_ref()
+    }
+
+    /// The append committer (group commit on the store).
+    pub fn committer(&self) -> &GroupCommitter {
+        &self.inner.committer
     }
 
     /// The behaviour settings.

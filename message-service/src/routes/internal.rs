@@ -1,8 +1,8 @@
 //! Internal endpoints for other services (matching, ws-handler); they require the service
 //! credential. Bodies are in `wire::api::message`.
 
-use service_kit::error::ErrorCode;
-use std::collections::HashSet;
+use service_kit::error::{ApiError, ErrorCode};
+use std::collections::{HashMap, HashSet};
 
 use axum::Router;
 use axum::extract::State;
@@ -13,11 +13,12 @@ use service_kit::extract::{Json, Path, Query};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wire::api::message::{
-    AdvanceWatermark, AppendMessage, AppendMessageRequest, AppendMessageResponse, BlockCheck,
-    BlockPairQuery, Chat, ChatWatermarks, CheckBlock, CreateChat, CreateChatRequest,
-    EndChatInternal, EndChatRequest, GetChatInternal, GetUserBlocks, Message, MessagesAfter,
-    MessagesAfterQuery, UserBlocks, UserBlocksQuery, UserChats, UserChatsQuery, Watermark,
-    WatermarkUpdate, check_client_msg_id, check_text,
+    AdvanceWatermark, AppendBatchRequest, AppendBatchResponse, AppendMessage, AppendMessageRequest,
+    AppendMessageResponse, AppendMessages, AppendOutcome, BlockCheck, BlockPairQuery, Chat,
+    ChatWatermarks, CheckBlock, CreateChat, CreateChatRequest, EndChatInternal, EndChatRequest,
+    GetChatInternal, GetUserBlocks, Message, MessagesAfter, MessagesAfterQuery, UserBlocks,
+    UserBlocksQuery, UserChats, UserChatsQuery, Watermark, WatermarkUpdate, check_client_msg_id,
+    check_text,
 };
 use wire::endpoint::Endpoint;
 
@@ -32,6 +33,8 @@ pub const MAX_PARTICIPANTS: usize = 50;
 pub const DEFAULT_INTERNAL_LIMIT: u32 = 100;
 /// Largest page of internal reads.
 pub const MAX_INTERNAL_LIMIT: u32 = 500;
+/// Most items of one `POST /internal/messages/append`.
+pub const MAX_APPEND_BATCH_ITEMS: usize = 1000;
 
 /// `/internal/*`.
 pub fn router() -> Router<AppState> {
@@ -39,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route(CreateChat::ROUTE, post(create_chat))
         .route(GetChatInternal::ROUTE, get(get_chat))
         .route(AppendMessage::ROUTE, post(append))
+        .route(AppendMessages::ROUTE, post(append_batch))
         .route(MessagesAfter::ROUTE, get(messages_after))
         .route(AdvanceWatermark::ROUTE, post(advance_watermark))
         .route(ChatWatermarks::ROUTE, get(watermarks))
@@ -112,8 +116,8 @@ pub async fn append(
     check_client_msg_id(&request.client_msg_id)?;
     check_text(&request.text)?;
     let written = state
-        .store()
-        .append(&NewMessage {
+        .committer()
+        .append(NewMessage {
             id: Uuid::now_v7(),
             chat_id: id,
             sender_id: request.sender_id,
@@ -141,6 +145,100 @@ pub async fn append(
             participants,
         }),
     ))
+}
+
+/// POST /internal/messages/append
+///
+/// Appends a batch of messages, possibly to several chats, in one commit (items of one
+/// chat get consecutive seqs in item order): one outcome per item, in item order. An item
+/// is refused alone (invalid text or client message id, no such chat, chat ended); the
+/// whole call fails, with nothing stored, only when the batch could not be committed.
+pub async fn append_batch(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(request): Json<AppendBatchRequest>,
+) -> Result<Json<AppendBatchResponse>, MessageError> {
+    if request.items.len() > MAX_APPEND_BATCH_ITEMS {
+        return Err(MessageError::validation(
+            "items",
+            ErrorCode::InvalidField,
+            format!("a batch holds at most {MAX_APPEND_BATCH_ITEMS} items"),
+        ));
+    }
+    // Item i is stored as message `slots[i]` of the batch, or refused up front.
+    let mut slots = Vec::with_capacity(request.items.len());
+    let mut messages = Vec::new();
+    for item in request.items {
+        let checked = check_client_msg_id(&item.message.client_msg_id)
+            .and_then(|()| check_text(&item.message.text));
+        match checked {
+            Ok(()) => {
+                slots.push(Ok(messages.len()));
+                messages.push(NewMessage {
+                    id: Uuid::now_v7(),
+                    chat_id: item.chat_id,
+                    sender_id: item.message.sender_id,
+                    client_msg_id: item.message.client_msg_id,
+                    text: item.message.text,
+                    created_at: now(),
+                });
+            }
+            Err(err) => slots.push(Err(MessageError::from(err))),
+        }
+    }
+    let mut outcomes: Vec<Option<_>> = state
+        .committer()
+        .append_all(messages)
+        .await?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut participants: HashMap<Uuid, Option<Vec<Uuid>>> = HashMap::new();
+    let mut results = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let stored = slot.and_then(|i| {
+            outcomes
+                .get_mut(i)
+                .and_then(Option::take)
+                .ok_or_else(|| MessageError::Internal(format!("no outcome for item {i}")))?
+                .map_err(MessageError::from)
+        });
+        let outcome = match stored {
+            Ok(written) => {
+                let chat_id = written.value.chat_id;
+                let members = match participants.get(&chat_id) {
+                    Some(members) => members.clone(),
+                    None => {
+                        let members = state
+                            .store()
+                            .chat(chat_id)
+                            .await?
+                            .map(|c| c.chat.participants);
+                        participants.insert(chat_id, members.clone());
+                        members
+                    }
+                };
+                match members {
+                    Some(participants) => AppendOutcome::Stored(AppendMessageResponse {
+                        message: written.value,
+                        created: written.created,
+                        participants,
+                    }),
+                    None => refused(MessageError::ChatNotFound),
+                }
+            }
+            Err(err) => refused(err),
+        };
+        results.push(outcome);
+    }
+    Ok(Json(AppendBatchResponse { results }))
+}
+
+/// The outcome of an item refused with `err`, in the uniform error shape.
+fn refused(err: MessageError) -> AppendOutcome {
+    AppendOutcome::Refused {
+        error: ApiError::from(err).body.error,
+    }
 }
 
 /// GET /internal/chats/{id}/messages?after=SEQ&limit=N

@@ -774,6 +774,255 @@ pub async fn reports_are_stored_and_counted_per_reporter(store: &dyn MessageStor
     assert!(store.report_times(b, t0).await.unwrap().is_empty());
 }
 
+/// The stored messages of `outcomes`, each asserted stored (new when `created`).
+fn stored(outcomes: Vec<super::AppendOutcome>, created: &[bool]) -> Vec<Message> {
+    assert_eq!(outcomes.len(), created.len(), "one outcome per item");
+    outcomes
+        .into_iter()
+        .zip(created)
+        .map(|(outcome, &created)| {
+            let written = outcome.expect("stored");
+            assert_eq!(written.created, created, "{written:?}");
+            written.value
+        })
+        .collect()
+}
+
+/// A batch over two chats gives each chat's new items consecutive seqs in item order,
+/// continuing after what the chat held, and an empty batch does nothing.
+pub async fn a_batch_gets_dense_seqs_per_chat_in_item_order(store: &dyn MessageStore) {
+    let [a, b, c] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let first = new_chat(store, &[a, b]).await.chat;
+    let second = new_chat(store, &[a, c]).await.chat;
+    let before = store.append(&message(first.id, b, "before")).await.unwrap();
+    assert_eq!(before.value.seq, 1);
+    assert!(store.append_batch(&[]).await.unwrap().is_empty());
+    let batch = [
+        message(first.id, a, "f1"),
+        message(second.id, c, "s1"),
+        message(first.id, b, "f2"),
+        message(second.id, a, "s2"),
+        message(first.id, a, "f3"),
+    ];
+    let written = stored(store.append_batch(&batch).await.unwrap(), &[true; 5]);
+    let seqs: Vec<(Uuid, u64)> = written.iter().map(|m| (m.chat_id, m.seq)).collect();
+    assert_eq!(
+        seqs,
+        vec![
+            (first.id, 2),
+            (second.id, 1),
+            (first.id, 3),
+            (second.id, 2),
+            (first.id, 4)
+        ]
+    );
+    for (sent, got) in batch.iter().zip(&written) {
+        assert_eq!((got.id, &got.client_msg_id), (sent.id, &sent.client_msg_id));
+        assert_eq!((got.sender_id, &got.text), (sent.sender_id, &sent.text));
+    }
+    let in_first = store.messages_after(first.id, 0, 10).await.unwrap();
+    assert_eq!(
+        in_first,
+        vec![
+            before.value,
+            written[0].clone(),
+            written[2].clone(),
+            written[4].clone()
+        ]
+    );
+    let in_second = store.messages_after(second.id, 0, 10).await.unwrap();
+    assert_eq!(in_second, vec![written[1].clone(), written[3].clone()]);
+    assert_eq!(
+        store.chat(first.id).await.unwrap().unwrap().chat.last_seq,
+        4
+    );
+    assert_eq!(
+        store.chat(second.id).await.unwrap().unwrap().chat.last_seq,
+        2
+    );
+    // Single appends carry on from the batch.
+    let after = store.append(&message(second.id, c, "s3")).await.unwrap();
+    assert_eq!(after.value.seq, 3);
+}
+
+/// A resend inside one batch, in a later batch, or as a single append returns the
+/// original with `created: false` and spends no seq.
+pub async fn a_resend_within_a_batch_or_across_batches_returns_the_original(
+    store: &dyn MessageStore,
+) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let mut resend = message(chat.id, a, "m1");
+    resend.text = "different text".to_owned();
+    let outcomes = store
+        .append_batch(&[
+            message(chat.id, a, "m1"),
+            message(chat.id, b, "m1"),
+            resend.clone(),
+        ])
+        .await
+        .unwrap();
+    let first = stored(outcomes, &[true, true, false]);
+    assert_eq!(
+        (first[0].seq, first[1].seq),
+        (1, 2),
+        "client ids are per sender"
+    );
+    assert_eq!(
+        first[2], first[0],
+        "the resend in the batch gets the original"
+    );
+    let outcomes = store
+        .append_batch(&[
+            message(chat.id, b, "m1"),
+            message(chat.id, a, "m2"),
+            resend.clone(),
+            message(chat.id, a, "m2"),
+        ])
+        .await
+        .unwrap();
+    let second = stored(outcomes, &[false, true, false, false]);
+    assert_eq!(second[0], first[1]);
+    assert_eq!(second[1].seq, 3);
+    assert_eq!(second[2], first[0]);
+    assert_eq!(second[3], second[1]);
+    let single = store.append(&message(chat.id, a, "m2")).await.unwrap();
+    assert!(!single.created);
+    assert_eq!(single.value, second[1]);
+    let all = store.messages_after(chat.id, 0, 100).await.unwrap();
+    assert_eq!(
+        all,
+        vec![first[0].clone(), first[1].clone(), second[1].clone()]
+    );
+    assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 3);
+}
+
+/// Items of a batch from a non-participant or to an unknown chat are refused alone: the
+/// other items are stored, and no seq is spent on the refused ones.
+pub async fn a_refused_item_of_a_batch_refuses_only_itself(store: &dyn MessageStore) {
+    let [a, b, stranger] = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(store, &[a, b]).await.chat;
+    let unknown = Uuid::new_v4();
+    let mut outcomes = store
+        .append_batch(&[
+            message(chat.id, a, "ok1"),
+            message(chat.id, stranger, "intruder"),
+            message(unknown, a, "nowhere"),
+            message(chat.id, b, "ok2"),
+        ])
+        .await
+        .unwrap()
+        .into_iter();
+    let ok1 = outcomes.next().unwrap().expect("stored");
+    let intruder = outcomes.next().unwrap();
+    assert!(
+        matches!(intruder, Err(StoreError::ChatNotFound)),
+        "{intruder:?}"
+    );
+    let nowhere = outcomes.next().unwrap();
+    assert!(
+        matches!(nowhere, Err(StoreError::ChatNotFound)),
+        "{nowhere:?}"
+    );
+    let ok2 = outcomes.next().unwrap().expect("stored");
+    assert!(outcomes.next().is_none());
+    assert_eq!((ok1.value.seq, ok2.value.seq), (1, 2));
+    assert_eq!(
+        store.messages_after(chat.id, 0, 10).await.unwrap(),
+        vec![ok1.value, ok2.value]
+    );
+    assert!(
+        store
+            .messages_after(unknown, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 2);
+}
+
+/// In a batch, new items to an ended chat are refused as ended, a resend of one of its
+/// stored messages still returns it, and items to other chats are stored.
+pub async fn an_ended_chat_refuses_its_new_items_of_a_batch_but_not_resends(
+    store: &dyn MessageStore,
+) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let ended = new_chat(store, &[a, b]).await.chat;
+    let live = new_chat(store, &[a, b]).await.chat;
+    let sent = store.append(&message(ended.id, a, "before")).await.unwrap();
+    store.end_chat(ended.id, b, now()).await.unwrap();
+    let mut outcomes = store
+        .append_batch(&[
+            message(ended.id, a, "after"),
+            message(live.id, a, "live"),
+            message(ended.id, a, "before"),
+        ])
+        .await
+        .unwrap()
+        .into_iter();
+    let after = outcomes.next().unwrap();
+    assert!(matches!(after, Err(StoreError::ChatEnded)), "{after:?}");
+    let in_live = outcomes.next().unwrap().expect("stored");
+    assert!(in_live.created);
+    assert_eq!(in_live.value.seq, 1);
+    let resend = outcomes.next().unwrap().expect("the resend is answered");
+    assert!(!resend.created);
+    assert_eq!(resend.value, sent.value);
+    assert_eq!(
+        store.messages_after(ended.id, 0, 10).await.unwrap(),
+        vec![sent.value]
+    );
+    assert_eq!(
+        store.chat(ended.id).await.unwrap().unwrap().chat.last_seq,
+        1
+    );
+}
+
+/// Batches committed at once, to the same chats, still give every message its own seq
+/// with no gaps.
+pub async fn concurrent_batches_get_dense_seqs(store: &dyn MessageStore) {
+    const BATCHES: usize = 8;
+    const ITEMS: usize = 10;
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chats = [
+        new_chat(store, &[a, b]).await.chat,
+        new_chat(store, &[a, b]).await.chat,
+    ];
+    let batches: Vec<Vec<NewMessage>> = (0..BATCHES)
+        .map(|i| {
+            (0..ITEMS)
+                .map(|j| {
+                    let sender = if j % 2 == 0 { a } else { b };
+                    message(chats[(i + j) % 2].id, sender, &format!("b{i}-{j}"))
+                })
+                .collect()
+        })
+        .collect();
+    let outcomes = futures::future::join_all(batches.iter().map(|b| store.append_batch(b))).await;
+    let mut seqs: Vec<Vec<u64>> = vec![Vec::new(), Vec::new()];
+    for outcome in outcomes {
+        for written in stored(outcome.expect("batch"), &[true; ITEMS]) {
+            let which = usize::from(written.chat_id == chats[1].id);
+            seqs[which].push(written.seq);
+        }
+    }
+    for (chat, mut seqs) in chats.iter().zip(seqs) {
+        seqs.sort_unstable();
+        let dense: Vec<u64> = (1..=(BATCHES * ITEMS / 2) as u64).collect();
+        assert_eq!(seqs, dense);
+        let kept: Vec<u64> = store
+            .messages_after(chat.id, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(kept, dense);
+        let last_seq = store.chat(chat.id).await.unwrap().unwrap().chat.last_seq;
+        assert_eq!(last_seq, dense.len() as u64);
+    }
+}
+
 /// What [`same_client_msg_id_across`] saw.
 #[derive(Debug)]
 pub struct SameIdOutcome {

@@ -3,18 +3,23 @@
 //!
 //! - [`sqlite`] — the embedded default, one SQLite file.
 //! - [`mongo`] — MongoDB.
+//! - [`commit`] — group commit: concurrent appends share one transaction.
 //! - `conformance` (tests, or the `conformance` feature) — the one test suite every implementation must pass.
 //!
 //! Every implementation keeps these promises, which the conformance suite checks:
 //!
 //! - Sequence numbers of a chat start at 1 and have no gaps, also under concurrent appends.
 //! - An append is idempotent on (chat, sender, client message id): a resend returns the
-//!   original message and never creates a second one, also when sent concurrently.
+//!   original message and never creates a second one, also when sent concurrently, and
+//!   also within one batch.
+//! - A batch of appends commits as a whole or not at all; a refusal of one item (chat not
+//!   found, chat ended) refuses that item only.
 //! - Watermarks never move backwards, never pass the chat's last seq, and read ≤ delivered.
 //! - Creating a chat is idempotent per match id and refused when a participant blocked
 //!   another.
 //! - Ending a chat is idempotent: the first ender wins.
 
+pub mod commit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod mongo;
@@ -65,7 +70,7 @@ pub(crate) fn to_i64(value: u64) -> i64 {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No such chat, or the user is not one of its participants (the two are not told
     /// apart, so that existence does not leak).
@@ -139,6 +144,10 @@ pub struct Written<T> {
     /// Whether this call created it.
     pub created: bool,
 }
+
+/// What became of one item of [`MessageStore::append_batch`]: the stored message (new, or
+/// the original of a resend), or why the item was refused.
+pub type AppendOutcome = Result<Written<Message>, StoreError>;
 
 /// Which watermark moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -293,6 +302,15 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::ChatEnded`] when the chat has ended (a resend of a stored message
     /// still returns it).
     async fn append(&self, message: &NewMessage) -> Result<Written<Message>, StoreError>;
+
+    /// Appends every message of `batch` in one transaction, in order, each as
+    /// [`append`](Self::append) would (items of one chat get consecutive seqs in batch
+    /// order; a later item with the client message id of an earlier one is its resend).
+    ///
+    /// The outer error means the batch did not commit: nothing of it is stored. Otherwise
+    /// there is one outcome per item, in batch order, and a refused item
+    /// ([`StoreError::ChatNotFound`], [`StoreError::ChatEnded`]) refuses that item only.
+    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError>;
 
     /// Messages with seq above `after`, ascending, at most `limit`.
     async fn messages_after(

@@ -10,12 +10,16 @@
 //! failed insert and the sequence has no gaps. Appends to one chat from this process queue
 //! on an in-process lock; those from other instances conflict on the chat document, and
 //! the loser's transaction is retried (with backoff) after checking whether its client
-//! message id was stored meanwhile. The unique index on (chat, sender, client message id)
-//! backs the idempotency. A watermark update moves the delivered and read watermarks and
+//! message id was stored meanwhile. A batch of appends (group commit) is one transaction:
+//! it reads the batch's resends and chats, moves each chat's counter once (only from the
+//! value it read) and inserts every new message in one bulk write; a chat that moved
+//! meanwhile makes the batch start over on fresh reads. The unique index on (chat,
+//! sender, client message id) backs the idempotency. A watermark update moves the delivered and read watermarks and
 //! records each move in one transaction too, so a message's delivered / read time never
 //! changes once visible. Every write is acknowledged by a majority with journaling
 //! (`w: majority, j: true`) before success is reported.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,9 +43,9 @@ use wire::api::message::{
 };
 
 use super::{
-    BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage,
-    StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome,
-    to_i64, to_millis, to_u64, watermark_targets,
+    AppendOutcome, BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat,
+    NewMessage, StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name,
+    parse_outcome, to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// How long an append keeps retrying transactions that conflict with other appends to
@@ -558,6 +562,121 @@ impl MongoMessageStore {
         }))
     }
 
+    /// One attempt at a whole batch in one transaction: read the stored resends and the
+    /// chats of the batch, give each new message its seq, move each chat's counter from
+    /// the value read (only if it is still that value and the chat has not ended) and
+    /// insert every new message with one bulk write. `None` when a chat moved meanwhile
+    /// (another instance appended or the chat ended): the caller tries again on fresh
+    /// reads. On any error the session is dropped, which aborts the transaction.
+    async fn try_append_batch(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<Option<Vec<Planned>>, MongoError> {
+        let mut session = self.start_transaction().await?;
+        let keys: Vec<Document> = batch
+            .iter()
+            .map(|new| {
+                doc! {
+                    "chat_id": new.chat_id.to_string(),
+                    "sender_id": new.sender_id.to_string(),
+                    "client_msg_id": &new.client_msg_id,
+                }
+            })
+            .collect();
+        let mut stored: HashMap<(String, String, String), MessageDoc> = HashMap::new();
+        let mut found = self
+            .messages
+            .find(doc! { "$or": keys })
+            .session(&mut session)
+            .await?;
+        while let Some(doc) = found.next(&mut session).await.transpose()? {
+            stored.insert(
+                (
+                    doc.chat_id.clone(),
+                    doc.sender_id.clone(),
+                    doc.client_msg_id.clone(),
+                ),
+                doc,
+            );
+        }
+        let chat_ids: Vec<String> = batch
+            .iter()
+            .map(|new| new.chat_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut chats: HashMap<String, (ChatDoc, i64)> = HashMap::new();
+        let mut found = self
+            .chats
+            .find(doc! { "_id": { "$in": chat_ids } })
+            .session(&mut session)
+            .await?;
+        while let Some(chat) = found.next(&mut session).await.transpose()? {
+            let last_seq = chat.last_seq;
+            chats.insert(chat.id.clone(), (chat, last_seq));
+        }
+
+        let mut planned = Vec::with_capacity(batch.len());
+        let mut inserts = Vec::new();
+        for new in batch {
+            let key = (
+                new.chat_id.to_string(),
+                new.sender_id.to_string(),
+                new.client_msg_id.clone(),
+            );
+            // A resend of a message stored before, or of an earlier item of this batch.
+            if let Some(existing) = stored.get(&key) {
+                planned.push(Planned::Existing(existing.clone()));
+                continue;
+            }
+            let Some((chat, next)) = chats
+                .get_mut(&key.0)
+                .filter(|(chat, _)| chat.has_participant(new.sender_id))
+            else {
+                planned.push(Planned::Refused(StoreError::ChatNotFound));
+                continue;
+            };
+            if chat.ended_at.is_some() {
+                planned.push(Planned::Refused(StoreError::ChatEnded));
+                continue;
+            }
+            *next += 1;
+            let doc = MessageDoc::from_new(new, *next);
+            stored.insert(key, doc.clone());
+            planned.push(Planned::Created(doc.clone()));
+            inserts.push(doc);
+        }
+        if inserts.is_empty() {
+            session.abort_transaction().await?;
+            return Ok(Some(planned));
+        }
+        for (id, (chat, next)) in &chats {
+            if *next == chat.last_seq {
+                continue;
+            }
+            let moved = self
+                .chats
+                .update_one(
+                    doc! { "_id": id.as_str(), "last_seq": chat.last_seq, "ended_at": null },
+                    doc! { "$set": { "last_seq": *next } },
+                )
+                .session(&mut session)
+                .await?
+                .matched_count
+                > 0;
+            if !moved {
+                session.abort_transaction().await?;
+                return Ok(None);
+            }
+        }
+        self.messages
+            .insert_many(&inserts)
+            .session(&mut session)
+            .await?;
+        Self::commit(&mut session).await?;
+        Ok(Some(planned))
+    }
+
     async fn try_create_chat(
         &self,
         chat: &ChatDoc,
@@ -635,6 +754,33 @@ async fn backoff(attempt: u32) {
     let jitter = (Uuid::new_v4().as_u128() % 1000) as u64;
     let ms = 1 + ceiling_ms * jitter / 1000;
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// What one attempt at a batch decided for one item, before the commit.
+enum Planned {
+    /// A resend: the message stored before (or earlier in the batch).
+    Existing(MessageDoc),
+    /// New: the message as the batch inserts it.
+    Created(MessageDoc),
+    /// Refused; nothing is written for it.
+    Refused(StoreError),
+}
+
+impl Planned {
+    /// The outcome once the batch has committed.
+    fn outcome(self) -> AppendOutcome {
+        match self {
+            Planned::Existing(doc) => Ok(Written {
+                value: doc.into_message()?,
+                created: false,
+            }),
+            Planned::Created(doc) => Ok(Written {
+                value: doc.into_message()?,
+                created: true,
+            }),
+            Planned::Refused(err) => Err(err),
+        }
+    }
 }
 
 #[async_trait]
@@ -840,6 +986,40 @@ impl MessageStore for MongoMessageStore {
                     Err(err) => return Err(err.into()),
                 }
             }
+        })
+        .await
+    }
+
+    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.bounded(async {
+            let deadline = Instant::now() + CONFLICT_RETRY_DEADLINE;
+            let mut attempt = 0;
+            let planned = loop {
+                match self.try_append_batch(batch).await {
+                    Ok(Some(planned)) => break planned,
+                    // A chat moved meanwhile: plan again on fresh reads.
+                    Ok(None) if Instant::now() < deadline => {
+                        attempt += 1;
+                        backoff(attempt).await;
+                    }
+                    Ok(None) => {
+                        return Err(StoreError::Unavailable(
+                            "the chats of a batch kept moving under it".to_owned(),
+                        ));
+                    }
+                    // Stored meanwhile by another instance: the next round finds it.
+                    Err(err) if is_duplicate_key(&err) && Instant::now() < deadline => {}
+                    Err(err) if is_transient(&err) && Instant::now() < deadline => {
+                        attempt += 1;
+                        backoff(attempt).await;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            };
+            Ok(planned.into_iter().map(Planned::outcome).collect())
         })
         .await
     }

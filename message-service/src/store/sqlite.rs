@@ -3,8 +3,12 @@
 //! Writes that read before they write (appends, chat creation) run in `BEGIN IMMEDIATE`
 //! transactions, which take SQLite's write lock up front: writers queue on the lock (busy
 //! timeout) instead of failing on a stale snapshot, and the per-chat counter is read and
-//! bumped with no other writer in between, so sequence numbers have no gaps.
+//! bumped with no other writer in between, so sequence numbers have no gaps. A batch of
+//! appends is one such transaction, so it costs one commit (one fsync) however many
+//! messages it holds.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,9 +25,9 @@ use wire::api::auth::PublicProfile;
 use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, Watermark};
 
 use super::{
-    BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage,
-    StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name, parse_outcome,
-    to_i64, to_millis, to_u64, watermark_targets,
+    AppendOutcome, BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat,
+    NewMessage, StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name,
+    parse_outcome, to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// Migrations of the SQLite schema.
@@ -218,6 +222,115 @@ async fn blocked_pair(conn: &mut SqliteConnection, a: Uuid, b: Uuid) -> Result<b
     Ok(found.is_some())
 }
 
+/// What the appends of one batch need of a chat, read once per batch: its participants,
+/// whether it ended, and its counter as the batch moves it.
+struct ChatTurn {
+    participants: Vec<Uuid>,
+    ended: bool,
+    last_seq: i64,
+    first_seq: i64,
+}
+
+/// The chat `id` as appends see it, read on `conn`; `None` when there is no such chat.
+async fn chat_turn(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<ChatTurn>, StoreError> {
+    let Some(row) = sqlx::query("SELECT ended_at, last_seq FROM chats WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let last_seq: i64 = row.try_get("last_seq")?;
+    let participants: Vec<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM chat_participants WHERE chat_id = ?")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(Some(ChatTurn {
+        participants,
+        ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
+        last_seq,
+        first_seq: last_seq,
+    }))
+}
+
+/// Appends `batch` in order on `conn`, which holds the write lock (`BEGIN IMMEDIATE`):
+/// per item the resend check, the participant and end checks, the next seq and the
+/// insert; then one counter update per chat. The outer error is a database failure (the
+/// caller rolls back); refusals are per item and write nothing.
+async fn append_all(
+    conn: &mut SqliteConnection,
+    batch: &[NewMessage],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let mut chats: HashMap<Uuid, Option<ChatTurn>> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for new in batch {
+        // Under the write lock, and after this batch's own inserts: a resend is found
+        // here, never appended twice.
+        if let Some(existing) =
+            message_by_client_id(conn, new.chat_id, new.sender_id, &new.client_msg_id).await?
+        {
+            outcomes.push(Ok(Written {
+                value: existing,
+                created: false,
+            }));
+            continue;
+        }
+        let turn = match chats.entry(new.chat_id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(chat_turn(conn, new.chat_id).await?),
+        };
+        let Some(turn) = turn
+            .as_mut()
+            .filter(|t| t.participants.contains(&new.sender_id))
+        else {
+            outcomes.push(Err(StoreError::ChatNotFound));
+            continue;
+        };
+        if turn.ended {
+            outcomes.push(Err(StoreError::ChatEnded));
+            continue;
+        }
+        let seq = turn.last_seq + 1;
+        sqlx::query(
+            "INSERT INTO messages (id, chat_id, seq, sender_id, client_msg_id, text, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(new.id)
+        .bind(new.chat_id)
+        .bind(seq)
+        .bind(new.sender_id)
+        .bind(&new.client_msg_id)
+        .bind(&new.text)
+        .bind(to_millis(new.created_at))
+        .execute(&mut *conn)
+        .await?;
+        turn.last_seq = seq;
+        outcomes.push(Ok(Written {
+            value: Message {
+                id: new.id,
+                chat_id: new.chat_id,
+                seq: to_u64(seq, "seq")?,
+                sender_id: new.sender_id,
+                client_msg_id: new.client_msg_id.clone(),
+                text: new.text.clone(),
+                created_at: new.created_at,
+            },
+            created: true,
+        }));
+    }
+    for (id, turn) in &chats {
+        if let Some(turn) = turn.as_ref().filter(|t| t.last_seq != t.first_seq) {
+            sqlx::query("UPDATE chats SET last_seq = ? WHERE id = ?")
+                .bind(turn.last_seq)
+                .bind(*id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(outcomes)
+}
+
 #[async_trait]
 impl MessageStore for SqliteMessageStore {
     async fn create_chat(&self, new: &NewChat) -> Result<Written<StoredChat>, StoreError> {
@@ -358,66 +471,22 @@ impl MessageStore for SqliteMessageStore {
     }
 
     async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        // Under the write lock: a resend is found here, never appended twice.
-        if let Some(existing) =
-            message_by_client_id(&mut tx, new.chat_id, new.sender_id, &new.client_msg_id).await?
-        {
-            tx.commit().await?;
-            return Ok(Written {
-                value: existing,
-                created: false,
-            });
-        }
-        let row = sqlx::query("SELECT ended_at, last_seq FROM chats WHERE id = ?")
-            .bind(new.chat_id)
-            .fetch_optional(&mut *tx)
+        self.append_batch(std::slice::from_ref(new))
             .await?
-            .ok_or(StoreError::ChatNotFound)?;
-        let participant: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM chat_participants WHERE chat_id = ? AND user_id = ?")
-                .bind(new.chat_id)
-                .bind(new.sender_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if participant.is_none() {
-            return Err(StoreError::ChatNotFound);
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("a batch of one has no outcome".into())))
+    }
+
+    async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        if row.try_get::<Option<i64>, _>("ended_at")?.is_some() {
-            return Err(StoreError::ChatEnded);
-        }
-        let seq = row.try_get::<i64, _>("last_seq")? + 1;
-        sqlx::query("UPDATE chats SET last_seq = ? WHERE id = ?")
-            .bind(seq)
-            .bind(new.chat_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO messages (id, chat_id, seq, sender_id, client_msg_id, text, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id)
-        .bind(new.chat_id)
-        .bind(seq)
-        .bind(new.sender_id)
-        .bind(&new.client_msg_id)
-        .bind(&new.text)
-        .bind(to_millis(new.created_at))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.begin_immediate().await?;
+        // Any error before the commit drops the transaction, which rolls the whole batch
+        // back: nobody is answered with a message that is not stored.
+        let outcomes = append_all(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(Written {
-            value: Message {
-                id: new.id,
-                chat_id: new.chat_id,
-                seq: to_u64(seq, "seq")?,
-                sender_id: new.sender_id,
-                client_msg_id: new.client_msg_id.clone(),
-                text: new.text.clone(),
-                created_at: new.created_at,
-            },
-            created: true,
-        })
+        Ok(outcomes)
     }
 
     async fn messages_after(

@@ -303,3 +303,90 @@ async fn blocking_ends_the_chat_and_lists_the_blocked_user() {
     let list = app.public(Method::GET, "/v1/blocks", &a, None).await;
     assert_eq!(list.body.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_batch_of_appends_stores_each_item_in_order_or_refuses_it_alone() {
+    let app = TestApp::spawn().await;
+    let (a, b, c, stranger) = (app.user(), app.user(), app.user(), app.user());
+    let first = app.chat_between(&[&a, &b]).await;
+    let second = app.chat_between(&[&a, &c]).await;
+    let ended = app.chat_between(&[&b, &c]).await;
+    let before = app.send_message(first, &a, "before").await;
+    app.internal(
+        Method::POST,
+        &format!("/internal/chats/{ended}/end"),
+        Some(json!({ "user_id": b.id })),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let item = |chat, sender: &crate::helpers::User, client: &str, text: &str| json!({ "chat_id": chat, "sender_id": sender.id, "client_msg_id": client, "text": text });
+    let items = vec![
+        item(first, &b, "f1", "one"),
+        item(second, &c, "s1", "two"),
+        item(first, &stranger, "x", "intruder"),
+        item(first, &a, "f2", ""),
+        item(ended, &c, "e1", "too late"),
+        item(first, &a, "before", "resent"),
+        item(first, &a, "f3", "three"),
+        item(first, &b, "f1", "one again"),
+    ];
+    let response = app
+        .internal(
+            Method::POST,
+            "/internal/messages/append",
+            Some(json!({ "items": items })),
+        )
+        .await;
+    response.assert_status(StatusCode::OK);
+    let results = response.body["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 8);
+    let stored = |i: usize, seq: u64, created: bool| {
+        let r = &results[i];
+        assert_eq!(r["outcome"], "stored", "item {i}: {r}");
+        assert_eq!(r["message"]["seq"], seq, "item {i}: {r}");
+        assert_eq!(r["created"], created, "item {i}: {r}");
+        assert_eq!(r["participants"].as_array().unwrap().len(), 2);
+    };
+    let refused = |i: usize, code: &str| {
+        let r = &results[i];
+        assert_eq!(r["outcome"], "refused", "item {i}: {r}");
+        assert_eq!(r["error"]["code"], code, "item {i}: {r}");
+    };
+    stored(0, 2, true);
+    stored(1, 1, true);
+    refused(2, "chat_not_found");
+    refused(3, "text_empty");
+    refused(4, "chat_ended");
+    stored(5, 1, false);
+    assert_eq!(results[5]["message"]["id"], before["id"]);
+    stored(6, 3, true);
+    stored(7, 2, false);
+    assert_eq!(results[7]["message"]["id"], results[0]["message"]["id"]);
+
+    let page = app
+        .internal(
+            Method::GET,
+            &format!("/internal/chats/{first}/messages"),
+            None,
+        )
+        .await;
+    let texts: Vec<&str> = page
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["text of before", "one", "three"]);
+
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| item(first, &a, &format!("m{i}"), "x"))
+        .collect();
+    app.internal(
+        Method::POST,
+        "/internal/messages/append",
+        Some(json!({ "items": too_many })),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+}

@@ -1,6 +1,7 @@
 //! Store fixtures shared by the store tests: a temporary SQLite directory and a fresh
 //! MongoDB database per test.
 
+pub mod controlled;
 pub mod property;
 
 use std::path::PathBuf;
@@ -25,8 +26,16 @@ impl TempDir {
     /// A SQLite store on the file `messages.db` in this directory (created by the first
     /// call; later calls open it again, as another process would).
     pub async fn sqlite_store(&self) -> Arc<dyn MessageStore> {
-        let url = format!("sqlite://{}/messages.db?mode=rwc", self.0.display());
-        Arc::new(SqliteMessageStore::open(&url).await.expect("open SQLite"))
+        Arc::new(
+            SqliteMessageStore::open(&self.sqlite_url())
+                .await
+                .expect("open SQLite"),
+        )
+    }
+
+    /// The URL of the file `messages.db` in this directory.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}/messages.db?mode=rwc", self.0.display())
     }
 }
 

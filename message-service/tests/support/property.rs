@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use message_service::store::commit::{DEFAULT_MAX_BATCH, GroupCommitter};
 use message_service::store::conformance;
 use message_service::store::{MessageStore, NewMessage, now};
 use message_service::view::message_views;
@@ -59,13 +60,36 @@ pub fn runtime() -> Runtime {
 /// Runs `cases` random cases on `store`, each on a chat of its own; panics with the
 /// (shrunk) failing case.
 pub fn check_interleavings(runtime: &Runtime, store: Arc<dyn MessageStore>, cases: u32) {
+    run_interleavings(runtime, store, None, cases);
+}
+
+/// [`check_interleavings`] with every append sent through a group committer on `store`,
+/// as the service sends them, so that concurrent appends share batches.
+pub fn check_interleavings_through_committer(
+    runtime: &Runtime,
+    store: Arc<dyn MessageStore>,
+    cases: u32,
+) {
+    let committer = {
+        let _context = runtime.enter();
+        GroupCommitter::spawn(store.clone(), DEFAULT_MAX_BATCH)
+    };
+    run_interleavings(runtime, store, Some(committer), cases);
+}
+
+fn run_interleavings(
+    runtime: &Runtime,
+    store: Arc<dyn MessageStore>,
+    committer: Option<GroupCommitter>,
+    cases: u32,
+) {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
     let result = runner.run(&batches(), |batches| {
-        runtime.block_on(run_case(store.clone(), batches))
+        runtime.block_on(run_case(store.clone(), committer.clone(), batches))
     });
     if let Err(err) = result {
         panic!("{err}");
@@ -83,6 +107,7 @@ enum Outcome {
 
 async fn apply(
     store: Arc<dyn MessageStore>,
+    committer: Option<GroupCommitter>,
     chat_id: Uuid,
     users: [Uuid; 2],
     op: Op,
@@ -93,17 +118,19 @@ async fn apply(
             client,
             text,
         } => {
-            let written = store
-                .append(&NewMessage {
-                    id: Uuid::now_v7(),
-                    chat_id,
-                    sender_id: users[sender],
-                    client_msg_id: format!("c{client}"),
-                    text: format!("text {client} variant {text}"),
-                    created_at: now(),
-                })
-                .await
-                .map_err(fail("append"))?;
+            let message = NewMessage {
+                id: Uuid::now_v7(),
+                chat_id,
+                sender_id: users[sender],
+                client_msg_id: format!("c{client}"),
+                text: format!("text {client} variant {text}"),
+                created_at: now(),
+            };
+            let written = match committer {
+                Some(committer) => committer.append(message).await,
+                None => store.append(&message).await,
+            }
+            .map_err(fail("append"))?;
             Ok(Outcome::Appended(written))
         }
         Op::Mark {
@@ -130,6 +157,7 @@ struct Original {
 
 async fn run_case(
     store: Arc<dyn MessageStore>,
+    committer: Option<GroupCommitter>,
     batches: Vec<Vec<Op>>,
 ) -> Result<(), TestCaseError> {
     let users = [Uuid::new_v4(), Uuid::new_v4()];
@@ -152,7 +180,7 @@ async fn run_case(
         let tasks: Vec<_> = batch
             .iter()
             .cloned()
-            .map(|op| tokio::spawn(apply(store.clone(), chat_id, users, op)))
+            .map(|op| tokio::spawn(apply(store.clone(), committer.clone(), chat_id, users, op)))
             .collect();
         let mut answers = Vec::with_capacity(tasks.len());
         for task in tasks {
