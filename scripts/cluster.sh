@@ -11,7 +11,11 @@
 #   scripts/cluster.sh logs [-f] [NAME] a log (all of them, last lines, without NAME)
 #   scripts/cluster.sh down            stop what `up` started
 #   scripts/cluster.sh instances       NAME BINARY PORT of every service instance
+#   scripts/cluster.sh pids            NAME PID of every process `up` started that runs
 #   scripts/cluster.sh env NAME        the environment NAME runs with (NAME=VALUE lines)
+#
+# `up` is idempotent: run again, it starts only what is not running (a backend or an
+# instance that stopped or was killed) and leaves the rest alone.
 #
 # Settings (environment):
 #   RC_CLUSTER_DIR          state: PIDs, logs, the service token (~/.cache/rc-cluster)
@@ -27,6 +31,9 @@
 #   RC_CLUSTER_DYNAMODB_PORT (8000)
 #   RC_CLUSTER_VENV         virtual environment of the Python servers (~/.cache/rc-ci-venv,
 #                           the one .ci/run uses)
+#   RC_CLUSTER_TLS_CERT, RC_CLUSTER_TLS_KEY
+#                           PEM certificate chain and key: the gateway serves HTTPS and WSS
+#                           (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY); both or neither
 #   RC_SERVICE_TOKEN        the service token (default: random, kept in the state dir)
 set -euo pipefail
 
@@ -43,6 +50,8 @@ PG_DB="${RC_CLUSTER_POSTGRES_DB:-rc_cluster}"
 REDIS_PORT="${RC_CLUSTER_REDIS_PORT:-6379}"
 MONGO_PORT="${RC_CLUSTER_MONGODB_PORT:-27017}"
 DYNAMO_PORT="${RC_CLUSTER_DYNAMODB_PORT:-8000}"
+TLS_CERT="${RC_CLUSTER_TLS_CERT:-}"
+TLS_KEY="${RC_CLUSTER_TLS_KEY:-}"
 
 # Service instances in start order (each one's dependencies come before it, as the
 # compose file's depends_on says): name, binary, port.
@@ -60,6 +69,21 @@ BACKENDS=(postgres redis mongodb dynamodb)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 say() { echo "cluster: $*"; }
+
+case "$PROFILE" in
+  release | debug) ;;
+  *) die "RC_CLUSTER_PROFILE is release or debug, not $PROFILE" ;;
+esac
+if [ -n "$TLS_CERT" ] || [ -n "$TLS_KEY" ]; then
+  [ -n "$TLS_CERT" ] && [ -n "$TLS_KEY" ] ||
+    die "set both RC_CLUSTER_TLS_CERT and RC_CLUSTER_TLS_KEY, or neither"
+  # The gateway runs from another directory's point of view: absolute paths only.
+  TLS_CERT="$(cd "$(dirname "$TLS_CERT")" && pwd)/$(basename "$TLS_CERT")"
+  TLS_KEY="$(cd "$(dirname "$TLS_KEY")" && pwd)/$(basename "$TLS_KEY")"
+  GATEWAY_SCHEME=https
+else
+  GATEWAY_SCHEME=http
+fi
 
 instance() { # name -> sets I_NAME I_BIN I_PORT
   local entry
@@ -136,6 +160,10 @@ env_of() { # name
       echo "GATEWAY_MESSAGE_URL=$(url_of message-service)"
       echo "GATEWAY_MATCHING_URL=$(url_of matching-service-1),$(url_of matching-service-2)"
       echo "GATEWAY_WS_MANAGER_URL=$(url_of ws-manager)"
+      if [ -n "$TLS_CERT" ]; then
+        echo "GATEWAY_TLS_CERT=$TLS_CERT"
+        echo "GATEWAY_TLS_KEY=$TLS_KEY"
+      fi
       ;;
   esac
 }
@@ -254,15 +282,18 @@ binaries() {
     [ -z "${RC_CLUSTER_BIN_DIR:-}" ] || die "binaries missing in RC_CLUSTER_BIN_DIR=$BIN_DIR"
     local flags=(--workspace --bins)
     [ "$PROFILE" = release ] && flags+=(--release)
-    [ "$PROFILE" = release ] || [ "$PROFILE" = debug ] ||
-      die "RC_CLUSTER_PROFILE is release or debug, not $PROFILE"
     say "cargo build ${flags[*]} (target $TARGET)"
     (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build "${flags[@]}")
   fi
 }
 
 ready() { # port
-  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz" 2>/dev/null
+  if [ "$1" = "$BASE" ] && [ "$GATEWAY_SCHEME" = https ]; then
+    # Loopback, our own certificate: whether it is trusted is not the question here.
+    curl -kfsS -o /dev/null --max-time 2 "https://127.0.0.1:$1/readyz" 2>/dev/null
+  else
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/readyz" 2>/dev/null
+  fi
 }
 
 start_instance() { # name
@@ -338,7 +369,7 @@ cmd_up() {
       exit 1
     fi
   done
-  say "up: the gateway is http://127.0.0.1:$BASE (operators: http://127.0.0.1:$((BASE + 1000)))"
+  say "up: the gateway is $GATEWAY_SCHEME://127.0.0.1:$BASE (operators: http://127.0.0.1:$((BASE + 1000)))"
 }
 
 cmd_down() {
@@ -375,6 +406,20 @@ cmd_status() {
   return "$any_down"
 }
 
+cmd_pids() {
+  local entry name pid
+  for entry in "${INSTANCES[@]}"; do
+    read -r name _ _ <<<"$entry"
+    pid="$(live_pid "$name")"
+    [ -n "$pid" ] && echo "$name $pid"
+  done
+  for name in "${BACKENDS[@]}"; do
+    pid="$(live_pid "$name")"
+    [ -n "$pid" ] && echo "$name $pid"
+  done
+  return 0
+}
+
 cmd_logs() {
   local follow=()
   if [ "${1:-}" = -f ]; then follow=(-f); shift; fi
@@ -390,6 +435,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  pids) cmd_pids ;;
   logs) shift; cmd_logs "$@" ;;
   instances)
     for entry in "${INSTANCES[@]}"; do echo "$entry"; done

@@ -1,15 +1,16 @@
 //! Several instances of one REST service behind the gateway: each request goes to the
 //! healthy instance with the fewest requests in flight (ties in turn), an instance whose
-//! connection fails or that times out is ejected, and a probe re-admits it once its
-//! `GET /readyz` answers 200 again.
+//! connection fails, that times out, or that answers a run of 502, 503 or 504 (it is up
+//! but cannot serve: its own backend or dependency is gone) is ejected, and a probe
+//! re-admits it once its `GET /readyz` answers 200 again.
 //!
 //! A request is sent again to another instance only when that cannot repeat its effect:
 //! when no connection could be made (nothing reached the service), or when the method is
-//! `GET` or `HEAD` and the call failed without an answer. A `POST` that may have reached
-//! the service is never repeated.
+//! `GET` or `HEAD` and the call failed without an answer or was answered 502, 503 or 504.
+//! A `POST` that may have reached the service is never repeated.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub struct EjectionPolicy {
     pub backoff: Duration,
     /// The longest wait between two probes.
     pub max_backoff: Duration,
+    /// How many 502, 503 or 504 answers in a row eject an instance (at least 1).
+    pub server_errors: u32,
 }
 
 impl Default for EjectionPolicy {
@@ -61,8 +64,18 @@ impl Default for EjectionPolicy {
         Self {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            server_errors: 3,
         }
     }
+}
+
+/// Whether an answer with `status` says the instance cannot serve at all (as opposed to a
+/// refusal of this one request, or a 500 that may be this request's own fault).
+fn unavailable_answer(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// The instances of one service. Cheap to clone.
@@ -85,6 +98,8 @@ struct Instance {
     /// which Prometheus sets to the scraped gateway).
     label: String,
     in_flight: AtomicUsize,
+    /// 502, 503 and 504 answers since the last other answer.
+    server_errors: AtomicU32,
     health: Mutex<Health>,
 }
 
@@ -187,6 +202,7 @@ impl UpstreamPool {
                 label: client.base_url().unwrap_or("in-process").to_owned(),
                 client,
                 in_flight: AtomicUsize::new(0),
+                server_errors: AtomicU32::new(0),
                 health: Mutex::new(Health::Healthy),
             })
             .collect();
@@ -235,7 +251,11 @@ impl UpstreamPool {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response<Body>, ClientError> {
-        self.attempt(&method, |client| {
+        let status = |result: &Result<Response<Body>, ClientError>| match result {
+            Ok(response) => Some(response.status()),
+            Err(err) => err.status(),
+        };
+        self.attempt(&method, status, |client| {
             let mut request = Request::builder()
                 .method(method.clone())
                 .uri(uri.clone())
@@ -257,7 +277,7 @@ impl UpstreamPool {
         E::Path: Clone,
         E::Request: Clone,
     {
-        self.attempt(&E::METHOD, |client| {
+        self.attempt(&E::METHOD, error_status, |client| {
             let (path, request) = (path.clone(), request.clone());
             async move { client.call::<E>(path, request).await }
         })
@@ -266,17 +286,18 @@ impl UpstreamPool {
 
     /// `GET path` decoding JSON, on one instance (and on the others while they fail).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.attempt(&Method::GET, |client| async move {
+        self.attempt(&Method::GET, error_status, |client| async move {
             client.get_json::<T>(path).await
         })
         .await
     }
 
     /// Runs `call` on the chosen instance, then on others while it fails in a way that
-    /// makes another try safe.
+    /// makes another try safe. `status` reads the HTTP status of an answer, if any.
     async fn attempt<'a, T, F, Fut>(
         &'a self,
         method: &Method,
+        status: impl Fn(&Result<T, ClientError>) -> Option<StatusCode>,
         mut call: F,
     ) -> Result<T, ClientError>
     where
@@ -296,7 +317,12 @@ impl UpstreamPool {
                 Err(err) => err.failure(),
                 Ok(_) => None,
             };
-            let outcome = failure.map_or("answered", Failure::as_str);
+            let unavailable = failure.is_none() && status(&result).is_some_and(unavailable_answer);
+            let outcome = match failure {
+                Some(failure) => failure.as_str(),
+                None if unavailable => "unavailable_answer",
+                None => "answered",
+            };
             metrics::counter!(
                 "gateway_upstream_requests_total",
                 "service" => self.inner.service,
@@ -304,13 +330,25 @@ impl UpstreamPool {
                 "outcome" => outcome,
             )
             .increment(1);
-            let Some(failure) = failure else {
-                return result;
+            let safe = match failure {
+                Some(failure) => {
+                    if matches!(failure, Failure::Connect | Failure::Timeout) {
+                        self.eject(index);
+                    }
+                    failure == Failure::Connect || idempotent
+                }
+                None if unavailable => {
+                    let run = instance.server_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    if run >= self.inner.policy.server_errors.max(1) {
+                        self.eject(index);
+                    }
+                    idempotent
+                }
+                None => {
+                    instance.server_errors.store(0, Ordering::Relaxed);
+                    return result;
+                }
             };
-            if matches!(failure, Failure::Connect | Failure::Timeout) {
-                self.eject(index);
-            }
-            let safe = failure == Failure::Connect || idempotent;
             if !safe || candidates.is_empty() {
                 return result;
             }
@@ -374,6 +412,7 @@ impl UpstreamPool {
             if matches!(*health, Health::Ejected { .. }) {
                 return;
             }
+            instance.server_errors.store(0, Ordering::Relaxed);
             let backoff = self.inner.policy.backoff;
             *health = Health::Ejected {
                 probe_at: Instant::now() + backoff,
@@ -451,6 +490,11 @@ impl Instance {
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The HTTP status of a typed call's error answer (a success carries none).
+fn error_status<T>(result: &Result<T, ClientError>) -> Option<StatusCode> {
+    result.as_ref().err().and_then(ClientError::status)
 }
 
 /// Whether the instance answers `GET /readyz` with 200 in time.

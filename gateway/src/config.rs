@@ -60,8 +60,8 @@ pub struct Settings {
     )]
     pub ws_manager_url: Vec<String>,
 
-    /// Milliseconds an upstream instance stays out after its connection failed or it
-    /// timed out, before the first probe of its `GET /readyz`; doubled after each failed
+    /// Milliseconds an upstream instance stays out after its connection failed, it timed
+    /// out or it answered a run of 502/503/504, before the first probe of its `GET /readyz`; doubled after each failed
     /// probe, up to `GATEWAY_UPSTREAM_MAX_BACKOFF_MS`.
     #[arg(long, env = "GATEWAY_UPSTREAM_BACKOFF_MS", default_value_t = 1000)]
     pub upstream_backoff_ms: u64,
@@ -74,6 +74,12 @@ pub struct Settings {
         default_value_t = 30_000
     )]
     pub upstream_max_backoff_ms: u64,
+
+    /// How many 502, 503 or 504 answers in a row take an upstream instance out of the
+    /// rotation, as a refused connection or a timeout does (an instance that is up but
+    /// cannot serve); it comes back once its `GET /readyz` answers 200.
+    #[arg(long, env = "GATEWAY_UPSTREAM_EJECT_AFTER_5XX", default_value_t = 3)]
+    pub upstream_eject_after_5xx: u32,
 
     /// PEM file of the certificate chain (leaf first) for HTTPS and WSS on the public
     /// listener, with `GATEWAY_TLS_KEY`; unset (both), the listener speaks plain HTTP.
@@ -118,6 +124,7 @@ impl Settings {
             backoff,
             max_backoff: std::time::Duration::from_millis(self.upstream_max_backoff_ms)
                 .max(backoff),
+            server_errors: self.upstream_eject_after_5xx.max(1),
         }
     }
 }

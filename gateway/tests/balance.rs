@@ -1,10 +1,10 @@
 //! Several instances of a REST service behind the gateway, on real sockets: spreading by
-//! requests in flight, ejection of instances that refuse or time out, safe retries, and
-//! re-admission once `GET /readyz` answers again.
+//! requests in flight, ejection of instances that refuse, time out or answer a run of
+//! 502/503/504, safe retries, and re-admission once `GET /readyz` answers again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,11 +20,13 @@ use tokio::sync::Notify;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-/// A stand-in service instance: counts the requests it serves (`/readyz` apart), and
-/// holds requests to `/slow` until released.
+/// A stand-in service instance: counts the requests it serves (`/readyz` apart), holds
+/// requests to `/slow` until released, and answers the others with `answer` when set.
 #[derive(Clone, Default)]
 struct FakeInstance {
     served: Arc<AtomicUsize>,
+    /// The status of every answer but `/readyz` and `/slow`; 0 is 200 "ok".
+    answer: Arc<AtomicU16>,
     probes: Arc<AtomicUsize>,
     not_ready: Arc<AtomicBool>,
     slow_started: Arc<Notify>,
@@ -40,6 +42,7 @@ impl FakeInstance {
             self.release.clone(),
         );
         let served_slow = served.clone();
+        let answer = self.answer.clone();
         Router::new()
             .route(
                 "/readyz",
@@ -67,7 +70,11 @@ impl FakeInstance {
             )
             .fallback(any(move || {
                 served.fetch_add(1, Ordering::SeqCst);
-                async { "ok" }
+                let status = match answer.load(Ordering::SeqCst) {
+                    0 => StatusCode::OK,
+                    code => StatusCode::from_u16(code).expect("a valid status"),
+                };
+                async move { (status, "ok") }
             }))
     }
 
@@ -111,22 +118,23 @@ async fn silent_instance() -> String {
 }
 
 fn pool(urls: &[String], backoff: Duration) -> UpstreamPool {
+    pool_with(
+        urls,
+        EjectionPolicy {
+            backoff,
+            max_backoff: backoff * 4,
+            server_errors: 3,
+        },
+    )
+}
+
+fn pool_with(urls: &[String], policy: EjectionPolicy) -> UpstreamPool {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    UpstreamPool::http(
-        "matching-service",
-        &http,
-        urls,
-        None,
-        EjectionPolicy {
-            backoff,
-            max_backoff: backoff * 4,
-        },
-    )
-    .unwrap()
+    UpstreamPool::http("matching-service", &http, urls, None, policy).unwrap()
 }
 
 async fn send(pool: &UpstreamPool, method: Method, path: &str) -> Result<StatusCode, String> {
@@ -296,6 +304,129 @@ async fn when_every_instance_is_ejected_all_of_them_are_still_tried() {
         Ok(StatusCode::OK)
     );
     assert_eq!(back.served(), 1);
+}
+
+#[tokio::test]
+async fn an_instance_answering_a_run_of_503s_leaves_the_rotation_until_ready_again() {
+    let (sick, well) = (FakeInstance::default(), FakeInstance::default());
+    sick.answer.store(503, Ordering::SeqCst);
+    sick.not_ready.store(true, Ordering::SeqCst);
+    let urls = vec![sick.start().await, well.start().await];
+    let pool = pool(&urls, Duration::from_millis(20));
+    pool.spawn_probe();
+    // POSTs are not sent again: the caller sees each 503 the sick instance gives, until
+    // the third in a row takes it out.
+    let mut unavailable = 0;
+    for _ in 0..6 {
+        match send(&pool, Method::POST, "/v1/queue").await {
+            Ok(StatusCode::OK) => {}
+            Ok(StatusCode::SERVICE_UNAVAILABLE) => unavailable += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(unavailable, 3, "three answers in a row, then out");
+    assert_eq!(pool.healthy(), 1);
+    let before = well.served();
+    for _ in 0..4 {
+        assert_eq!(
+            send(&pool, Method::POST, "/v1/queue").await,
+            Ok(StatusCode::OK)
+        );
+    }
+    assert_eq!(well.served(), before + 4, "the sick instance gets none");
+    eventually("a probe of the ejected instance", || {
+        sick.probes.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert_eq!(pool.healthy(), 1, "not ready: it stays out");
+
+    // It recovers: its readiness answers 200 and the probe lets it back in.
+    sick.answer.store(0, Ordering::SeqCst);
+    sick.not_ready.store(false, Ordering::SeqCst);
+    eventually("the instance is re-admitted", || pool.healthy() == 2).await;
+    let before = sick.served();
+    for _ in 0..4 {
+        assert_eq!(
+            send(&pool, Method::POST, "/v1/queue").await,
+            Ok(StatusCode::OK)
+        );
+    }
+    assert_eq!(sick.served(), before + 2, "back in the rotation");
+}
+
+#[tokio::test]
+async fn an_instance_answering_502_or_504_is_ejected_when_the_policy_says_one_is_enough() {
+    for code in [502, 504] {
+        let (sick, well) = (FakeInstance::default(), FakeInstance::default());
+        sick.answer.store(code, Ordering::SeqCst);
+        let urls = vec![sick.start().await, well.start().await];
+        let pool = pool_with(
+            &urls,
+            EjectionPolicy {
+                backoff: Duration::from_secs(3600),
+                max_backoff: Duration::from_secs(3600),
+                server_errors: 1,
+            },
+        );
+        // The first request of a fresh pool goes to the first instance: the sick one.
+        assert_eq!(
+            send(&pool, Method::POST, "/v1/queue").await,
+            Ok(StatusCode::from_u16(code).unwrap())
+        );
+        assert_eq!(pool.healthy(), 1, "{code} ejects at once");
+        for _ in 0..3 {
+            assert_eq!(
+                send(&pool, Method::POST, "/v1/queue").await,
+                Ok(StatusCode::OK)
+            );
+        }
+        assert_eq!((sick.served(), well.served()), (1, 3));
+    }
+}
+
+#[tokio::test]
+async fn a_get_answered_503_is_sent_to_another_instance_and_a_post_is_not() {
+    let (sick, well) = (FakeInstance::default(), FakeInstance::default());
+    sick.answer.store(503, Ordering::SeqCst);
+    let urls = vec![sick.start().await, well.start().await];
+    let pool = pool(&urls, Duration::from_secs(3600));
+    // The first request of a fresh pool goes to the first instance: the sick one.
+    assert_eq!(
+        send(&pool, Method::GET, "/v1/queue").await,
+        Ok(StatusCode::OK)
+    );
+    assert_eq!((sick.served(), well.served()), (1, 1));
+    // Two POSTs take one instance each; the sick one's answer reaches the caller.
+    let mut statuses = vec![
+        send(&pool, Method::POST, "/v1/queue").await.unwrap(),
+        send(&pool, Method::POST, "/v1/queue").await.unwrap(),
+    ];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE],
+        "a POST that reached an instance is not repeated"
+    );
+    assert_eq!((sick.served(), well.served()), (2, 2));
+}
+
+#[tokio::test]
+async fn other_answers_break_a_run_and_a_500_never_ejects() {
+    let (flaky, well) = (FakeInstance::default(), FakeInstance::default());
+    let urls = vec![flaky.start().await, well.start().await];
+    let pool = pool(&urls, Duration::from_secs(3600));
+    // Requests alternate, the flaky instance taking the even ones: two 503s, a 200, two
+    // 503s never make three in a row.
+    for answer in [503, 503, 0, 503, 503, 500, 500, 500, 500] {
+        flaky.answer.store(answer, Ordering::SeqCst);
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            statuses.push(send(&pool, Method::POST, "/v1/queue").await.unwrap());
+        }
+        assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+        assert_eq!(pool.healthy(), 2, "after an answer {answer}");
+    }
+    assert_eq!(flaky.served(), 9);
 }
 
 #[tokio::test]
