@@ -8,7 +8,6 @@
 #[path = "../../client-sdk/examples/demo.rs"]
 mod demo;
 
-use std::collections::BTreeSet;
 use std::net::TcpStream as StdTcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

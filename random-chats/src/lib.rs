@@ -137,35 +137,38 @@ impl Platform {
         let auth = auth_service::app(auth_state.clone());
 
         let relay = RelayBus::in_process();
-        let ws_manager = ws_manager::app(ws_manager::AppState::new(
+        let wsm_state = ws_manager::AppState::new(
             Arc::new(ws_manager::MemoryStore::new()),
             relay.clone(),
             credential.clone(),
             config.ws_manager.clone(),
-        ));
+        );
+        let ws_manager = ws_manager::app(wsm_state.clone());
+        // Registrations, lookups and deliveries skip JSON and routing.
+        let ws_manager_client =
+            internal("ws-manager", &ws_manager).with_direct(ws_manager::routes::direct(wsm_state));
 
         let message_store = message_service::store::sqlite::SqliteMessageStore::open(
             &config.sqlite_url("messages.db"),
         )
         .await
         .context("opening the message store")?;
-        let message = message_service::app(
-            message_service::AppState::new(
-                Arc::new(message_store),
-                verifier.clone(),
-                credential.clone(),
-                Some(internal("ws-manager", &ws_manager)),
-                config.message.clone(),
-            )
-            .with_auditor(internal("auth-service", &auth)),
-        );
+        let message_state = message_service::AppState::new(
+            Arc::new(message_store),
+            verifier.clone(),
+            credential.clone(),
+            Some(ws_manager_client.clone()),
+            config.message.clone(),
+        )
+        .with_auditor(internal("auth-service", &auth));
+        let message = message_service::app(message_state.clone());
 
         let matching_state = matching_service::AppState::new(
             Arc::new(matching_service::store::memory::MemoryQueueStore::new()),
             matching_service::Peers {
                 auth: internal("auth-service", &auth),
                 message: internal("message-service", &message),
-                ws_manager: internal("ws-manager", &ws_manager),
+                ws_manager: ws_manager_client.clone(),
             },
             verifier.clone(),
             credential.clone(),
@@ -184,8 +187,10 @@ impl Platform {
             uuid::Uuid::new_v4(),
             format!("{scheme}://{addr}"),
             ws_handler::Peers {
-                ws_manager: internal("ws-manager", &ws_manager),
-                message: internal("message-service", &message),
+                ws_manager: ws_manager_client.clone(),
+                // Appends, catch-up reads and watermarks skip JSON and routing.
+                message: internal("message-service", &message)
+                    .with_direct(message_service::routes::direct(message_state)),
                 matching: Some(internal("matching-service", &matching)),
             },
             relay,

@@ -9,6 +9,9 @@
 //! message-service). [`RelaySubscription::subscribed`] tells whether the subscription is
 //! active right now.
 //!
+//! Besides its own channel every subscription also receives the broadcast channel
+//! `rc:relay:all` ([`RelayBus::publish_all`]), on which ws-manager announces route changes.
+//!
 //! The in-process form only reaches subscribers in the same process: a ws-handler started
 //! as its own process without a Redis URL cannot receive events from anyone else.
 
@@ -26,6 +29,10 @@ use wire::api::wsmanager::RelayEnvelope;
 
 /// Prefix of the Redis channel of one handler: `rc:relay:{handler_id}`.
 pub const CHANNEL_PREFIX: &str = "rc:relay:";
+/// The Redis channel every handler subscribes to besides its own.
+pub const BROADCAST_CHANNEL: &str = "rc:relay:all";
+/// The in-process key of the broadcast channel (no handler has the nil id).
+const BROADCAST_KEY: Uuid = Uuid::nil();
 /// Envelopes an in-process subscriber may lag behind before it loses some.
 const IN_PROCESS_CAPACITY: usize = 8192;
 /// Envelopes buffered between the Redis reader task and the subscriber.
@@ -50,6 +57,48 @@ pub enum RelayError {
     /// The envelope could not be encoded.
     #[error("cannot encode the envelope: {0}")]
     Encode(String),
+}
+
+/// An event to publish to several handlers, serialised at most once however many handlers
+/// it goes to (and not at all in process).
+#[derive(Debug)]
+pub struct PreparedEvent {
+    frame: wire::protocol::ServerFrame,
+    json: std::sync::OnceLock<Result<String, String>>,
+}
+
+impl PreparedEvent {
+    /// Wraps `frame`.
+    pub fn new(frame: wire::protocol::ServerFrame) -> Self {
+        Self {
+            frame,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event.
+    pub fn frame(&self) -> &wire::protocol::ServerFrame {
+        &self.frame
+    }
+
+    /// The Redis payload of an envelope carrying this event to `connection_ids`: the
+    /// event's JSON is made once and spliced into each handler's envelope.
+    fn payload(&self, connection_ids: &[Uuid]) -> Result<Vec<u8>, RelayError> {
+        let event = self
+            .json
+            .get_or_init(|| serde_json::to_string(&self.frame).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| RelayError::Encode(e.clone()))?;
+        let ids =
+            serde_json::to_string(connection_ids).map_err(|e| RelayError::Encode(e.to_string()))?;
+        let mut payload = Vec::with_capacity(event.len() + ids.len() + 40);
+        payload.extend_from_slice(b"{\"connection_ids\":");
+        payload.extend_from_slice(ids.as_bytes());
+        payload.extend_from_slice(b",\"event\":");
+        payload.extend_from_slice(event.as_bytes());
+        payload.push(b'}');
+        Ok(payload)
+    }
 }
 
 /// A cheap-clone handle on the relay bus.
@@ -112,14 +161,43 @@ impl RelayBus {
             Backend::Redis(bus) => {
                 let payload =
                     serde_json::to_vec(envelope).map_err(|e| RelayError::Encode(e.to_string()))?;
-                let mut connection = bus.publisher().await?;
-                let receivers: usize = redis::cmd("PUBLISH")
-                    .arg(channel_name(handler_id))
-                    .arg(payload)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|e| RelayError::Unavailable(e.to_string()))?;
-                Ok(receivers)
+                bus.publish_bytes(&channel_name(handler_id), payload).await
+            }
+        }
+    }
+
+    /// Publishes `event` to the connections `connection_ids` of handler `handler_id`; like
+    /// [`Self::publish`], but the event is serialised once for all the handlers it goes to.
+    pub async fn publish_event(
+        &self,
+        handler_id: Uuid,
+        connection_ids: Vec<Uuid>,
+        event: &PreparedEvent,
+    ) -> Result<usize, RelayError> {
+        match self.inner.as_ref() {
+            Backend::InProcess(_) => {
+                let envelope = RelayEnvelope {
+                    connection_ids,
+                    event: Some(event.frame.clone()),
+                    ..Default::default()
+                };
+                self.publish(handler_id, &envelope).await
+            }
+            Backend::Redis(bus) => {
+                let payload = event.payload(&connection_ids)?;
+                bus.publish_bytes(&channel_name(handler_id), payload).await
+            }
+        }
+    }
+
+    /// Publishes `envelope` to every handler (the broadcast channel).
+    pub async fn publish_all(&self, envelope: &RelayEnvelope) -> Result<usize, RelayError> {
+        match self.inner.as_ref() {
+            Backend::InProcess(_) => self.publish(BROADCAST_KEY, envelope).await,
+            Backend::Redis(bus) => {
+                let payload =
+                    serde_json::to_vec(envelope).map_err(|e| RelayError::Encode(e.to_string()))?;
+                bus.publish_bytes(BROADCAST_CHANNEL, payload).await
             }
         }
     }
@@ -129,12 +207,22 @@ impl RelayBus {
     pub fn subscribe(&self, handler_id: Uuid) -> RelaySubscription {
         match self.inner.as_ref() {
             Backend::InProcess(channels) => {
-                let receiver = lock(channels)
-                    .entry(handler_id)
-                    .or_insert_with(|| broadcast::channel(IN_PROCESS_CAPACITY).0)
-                    .subscribe();
+                let (own, all) = {
+                    let mut channels = lock(channels);
+                    let mut receiver = |key: Uuid| {
+                        channels
+                            .entry(key)
+                            .or_insert_with(|| broadcast::channel(IN_PROCESS_CAPACITY).0)
+                            .subscribe()
+                    };
+                    (receiver(handler_id), receiver(BROADCAST_KEY))
+                };
                 let (_, subscribed) = watch::channel(true);
-                let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(
+                let stream = futures::stream::select(
+                    tokio_stream::wrappers::BroadcastStream::new(own),
+                    tokio_stream::wrappers::BroadcastStream::new(all),
+                )
+                .filter_map(
                     move |item| async move {
                         match item {
                             Ok(envelope) => Some(envelope),
@@ -184,6 +272,16 @@ impl RelayBus {
 }
 
 impl RedisBus {
+    async fn publish_bytes(&self, channel: &str, payload: Vec<u8>) -> Result<usize, RelayError> {
+        let mut connection = self.publisher().await?;
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| RelayError::Unavailable(e.to_string()))
+    }
+
     async fn publisher(&self) -> Result<redis::aio::ConnectionManager, RelayError> {
         let mut slot = self.publisher.lock().await;
         if let Some(connection) = slot.as_ref() {
@@ -222,10 +320,13 @@ async fn redis_subscription(
                 .await
                 .map_err(|_| "connecting timed out".to_owned())?
                 .map_err(|e| e.to_string())?;
-            tokio::time::timeout(REDIS_TIMEOUT, pubsub.subscribe(&channel))
-                .await
-                .map_err(|_| "subscribing timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
+            tokio::time::timeout(
+                REDIS_TIMEOUT,
+                pubsub.subscribe(&[channel.as_str(), BROADCAST_CHANNEL]),
+            )
+            .await
+            .map_err(|_| "subscribing timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
             Ok::<_, String>(pubsub)
         };
         let pubsub = tokio::select! {
@@ -307,11 +408,11 @@ mod tests {
 
     fn envelope(nonce: &str) -> RelayEnvelope {
         RelayEnvelope {
-            close: None,
             connection_ids: vec![Uuid::new_v4()],
             event: Some(ServerFrame::Pong {
                 nonce: Some(nonce.to_owned()),
             }),
+            ..Default::default()
         }
     }
 
@@ -334,6 +435,37 @@ mod tests {
             bus.publish(Uuid::new_v4(), &envelope("a")).await.unwrap(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_reaches_every_in_process_subscriber() {
+        let bus = RelayBus::in_process();
+        let mut one = bus.subscribe(Uuid::new_v4());
+        let mut two = bus.subscribe(Uuid::new_v4());
+        let news = RelayEnvelope {
+            routes_changed: vec![Uuid::new_v4()],
+            ..Default::default()
+        };
+        assert_eq!(bus.publish_all(&news).await.unwrap(), 2);
+        for subscription in [&mut one, &mut two] {
+            let got = subscription.next().await.unwrap();
+            assert_eq!(got.routes_changed, news.routes_changed);
+        }
+    }
+
+    #[test]
+    fn a_prepared_events_payload_is_an_envelope() {
+        let event = PreparedEvent::new(ServerFrame::Pong {
+            nonce: Some("p".to_owned()),
+        });
+        let ids = vec![Uuid::new_v4(), Uuid::new_v4()];
+        for _ in 0..2 {
+            let payload = event.payload(&ids).unwrap();
+            let envelope: RelayEnvelope = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(envelope.connection_ids, ids);
+            assert_eq!(envelope.event.as_ref(), Some(event.frame()));
+            assert!(envelope.close.is_none() && !envelope.routes_reset);
+        }
     }
 
     #[test]
@@ -363,5 +495,39 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(got.event, envelope("r").event);
+        // An event prepared once, and a broadcast (other subscribers of this Redis may
+        // receive it too: at least this one does).
+        let target = vec![Uuid::new_v4()];
+        let prepared = PreparedEvent::new(ServerFrame::Pong { nonce: None });
+        assert_eq!(
+            bus.publish_event(handler, target.clone(), &prepared)
+                .await
+                .unwrap(),
+            1
+        );
+        let got = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.connection_ids, got.event),
+            (target, Some(prepared.frame().clone()))
+        );
+        let reset = RelayEnvelope {
+            routes_reset: true,
+            ..Default::default()
+        };
+        assert!(bus.publish_all(&reset).await.unwrap() >= 1);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let envelope = subscription.next().await.unwrap();
+                if envelope.routes_reset {
+                    return envelope;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(got.connection_ids.is_empty());
     }
 }

@@ -417,9 +417,12 @@ fn compose_sets_exactly_variables_the_binaries_read_and_every_required_one() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
+        // A URL argument, or one inside a `sh -c` script (the gateway's picks http or https).
         let url = test
             .iter()
-            .find(|a| a.starts_with("http://"))
+            .flat_map(|a| a.split_whitespace())
+            .map(|word| word.trim_end_matches(';'))
+            .find(|word| word.starts_with("http://"))
             .unwrap_or_else(|| panic!("{name}'s health check asks no URL"));
         assert_eq!(
             host_and_port(url),

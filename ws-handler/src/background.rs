@@ -39,6 +39,8 @@ pub fn spawn_background(state: AppState) -> Background {
                         if changed.is_err() {
                             watching = false;
                         } else if *subscribed.borrow_and_update() {
+                            // Route announcements may have been missed meanwhile.
+                            state.routes().reset();
                             // Re-established after a loss: the registry may have lost data
                             // too (a Redis restart); a heartbeat finds out at once.
                             state.request_heartbeat();

@@ -15,7 +15,7 @@ use wire::api::wsmanager::{
     ConnectionRef, Deliver, DeliverRequest, DeregisterConnection, RegisterConnection,
     RegisterConnectionRequest, UserConnections,
 };
-use wire::error::ErrorCode;
+use wire::error::{ErrorCode, ErrorDetail};
 use wire::protocol::ServerFrame;
 
 /// Most chats whose participants are remembered; the cache is emptied when it fills.
@@ -41,6 +41,18 @@ impl ChatCache {
             map.clear();
         }
         map.insert(chat.id, chat.participants.clone());
+    }
+
+    /// Remembers the participants of `chat_id` (as an append answered them).
+    pub fn remember_participants(&self, chat_id: Uuid, participants: &[Uuid]) {
+        let mut map = self.lock();
+        if map.contains_key(&chat_id) {
+            return;
+        }
+        if map.len() >= CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(chat_id, participants.to_vec());
     }
 
     /// The participants of `chat_id` if the cache holds them.
@@ -178,13 +190,10 @@ pub async fn deliver(
     }
 }
 
-/// The `error` for a failed call to another service: its 4xx code passes through (e.g.
-/// `chat_not_found`, `chat_ended`, `text_too_long`); outages become `unavailable`.
-pub fn client_error_frame(
-    err: ClientError,
-    in_reply_to: &str,
-    client_msg_id: Option<String>,
-) -> ServerFrame {
+/// What a client is told about a failed call to another service: its 4xx code passes
+/// through (e.g. `chat_not_found`, `chat_ended`, `text_too_long`); outages become
+/// `unavailable`, other failures `internal` (the cause goes to the log only).
+pub fn error_detail(err: ClientError) -> ErrorDetail {
     let (code, message) = match &err {
         ClientError::Api { status, body, .. } if status.is_client_error() => {
             (body.error.code, body.error.message.clone())
@@ -206,9 +215,31 @@ pub fn client_error_frame(
             )
         }
     };
-    ServerFrame::Error {
+    ErrorDetail {
         code,
         message,
+        field: None,
+    }
+}
+
+/// The `error` frame for a failed call to another service (see [`error_detail`]).
+pub fn client_error_frame(
+    err: ClientError,
+    in_reply_to: &str,
+    client_msg_id: Option<String>,
+) -> ServerFrame {
+    error_frame(error_detail(err), in_reply_to, client_msg_id)
+}
+
+/// The `error` frame answering a client frame of type `in_reply_to`.
+pub fn error_frame(
+    detail: ErrorDetail,
+    in_reply_to: &str,
+    client_msg_id: Option<String>,
+) -> ServerFrame {
+    ServerFrame::Error {
+        code: detail.code,
+        message: detail.message,
         in_reply_to: Some(in_reply_to.to_owned()),
         client_msg_id,
     }

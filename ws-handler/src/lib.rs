@@ -8,6 +8,7 @@
 //! - [`routes`] — `GET /v1/ws`.
 //! - [`session`] — one connection: reader, writer, rate limits.
 //! - [`chats`] — calls to message-service and ws-manager, the participants cache.
+//! - [`fanout`] — one hop to the recipients' connections, with the cached registry routes.
 //! - [`presence`] — online/offline announcements.
 //! - [`background`] — heartbeats and the relay subscription.
 //! - [`openapi`] — the OpenAPI description of the handshake.
@@ -15,6 +16,7 @@
 pub mod background;
 pub mod chats;
 pub mod config;
+pub mod fanout;
 pub mod openapi;
 pub mod outbound;
 pub mod presence;

@@ -15,8 +15,9 @@ pub const NOT_READING: &str = "the client is not reading; reconnect and resume";
 /// What the writer of a connection processes, in order.
 #[derive(Debug)]
 pub enum Outbound {
-    /// An event or an answer to send.
-    Frame(ServerFrame),
+    /// An event or an answer to send (boxed: a queue holds a block of items from the
+    /// start, so an item is kept small for idle connections).
+    Frame(Box<ServerFrame>),
     /// Catch up after a `resume`.
     Resume(Vec<ResumePoint>),
     /// The client's first frame was not a `resume`: live messages flow at once.
@@ -58,3 +59,25 @@ impl Closer {
 /// Messages this connection sent whose `ack` is not out yet, by (chat, client id): gap
 /// filling must not show the sender its own message as a `message` before the `ack`.
 pub type PendingSends = Arc<Mutex<HashSet<(Uuid, String)>>>;
+
+/// Hands `item` to a connection's writer, waiting for room in its queue at most
+/// `write_timeout`: the queue stays full only while the client does not read, so after
+/// that the connection is closed as a slow consumer (4008). False when the connection is
+/// closing.
+pub async fn enqueue(
+    outbound: &tokio::sync::mpsc::Sender<Outbound>,
+    closer: &Closer,
+    write_timeout: std::time::Duration,
+    item: Outbound,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = closer.closed() => false,
+        sent = outbound.send(item) => sent.is_ok(),
+        () = tokio::time::sleep(write_timeout) => {
+            metrics::counter!("ws_slow_consumer_closes_total").increment(1);
+            closer.close(wire::protocol::close::SLOW_CONSUMER, NOT_READING);
+            false
+        }
+    }
+}

@@ -64,7 +64,11 @@ pub async fn current(
                 user_id: partner,
                 online,
             };
-            if outbound.send(Outbound::Frame(frame)).await.is_err() {
+            if outbound
+                .send(Outbound::Frame(Box::new(frame)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -17,6 +17,7 @@ use wire::api::wsmanager::{RelayEnvelope, RemoveHandler, UserConnection};
 
 use crate::chats::ChatCache;
 use crate::config::HandlerConfig;
+use crate::fanout::RouteCache;
 use crate::outbound::{Closer, Outbound};
 
 /// The services a ws-handler calls.
@@ -61,6 +62,7 @@ struct Inner {
     /// only when the user is over the cap.
     per_user: Mutex<HashMap<Uuid, usize>>,
     chats: ChatCache,
+    routes: RouteCache,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     draining: AtomicBool,
@@ -93,6 +95,7 @@ impl AppState {
                 opened: std::sync::atomic::AtomicU64::new(0),
                 per_user: Mutex::new(HashMap::new()),
                 chats: ChatCache::default(),
+                routes: RouteCache::default(),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 draining: AtomicBool::new(false),
@@ -135,6 +138,11 @@ impl AppState {
 
     pub(crate) fn chats(&self) -> &ChatCache {
         &self.inner.chats
+    }
+
+    /// Where users are connected, as last looked up.
+    pub fn routes(&self) -> &RouteCache {
+        &self.inner.routes
     }
 
     pub(crate) fn tasks(&self) -> &TaskTracker {
@@ -266,6 +274,11 @@ impl AppState {
     /// order. A connection whose queue is full is a slow consumer: it is closed with 4008
     /// and the others are unaffected.
     pub(crate) fn dispatch(&self, envelope: RelayEnvelope) {
+        if envelope.routes_reset {
+            self.routes().reset();
+        } else if !envelope.routes_changed.is_empty() {
+            self.routes().forget(&envelope.routes_changed);
+        }
         let targets: Vec<(Uuid, LocalConnection)> = {
             let connections = self.lock();
             envelope
@@ -287,7 +300,10 @@ impl AppState {
             return;
         };
         for (connection_id, connection) in targets {
-            match connection.outbound.try_send(Outbound::Frame(event.clone())) {
+            match connection
+                .outbound
+                .try_send(Outbound::Frame(Box::new(event.clone())))
+            {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::info!(%connection_id, "slow consumer: outbound queue full; closing");

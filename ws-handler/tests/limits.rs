@@ -441,6 +441,7 @@ async fn a_close_order_from_the_relay_closes_the_connection_with_its_code() {
         connection_ids: vec![doomed_id],
         event: None,
         close: Some(close::TOO_MANY_CONNECTIONS),
+        ..Default::default()
     };
     stack.relay.publish(handler.id, &order).await.unwrap();
     assert_eq!(doomed.close_code().await, Some(close::TOO_MANY_CONNECTIONS));

@@ -10,9 +10,10 @@ use axum::http::{Method, StatusCode};
 use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use service_kit::auth::{SERVICE_TOKEN_HEADER, ServiceCredential};
-use service_kit::relay::RelayBus;
+use service_kit::relay::{RelayBus, RelaySubscription};
 use test_support::http::{TestResponse, send};
 use uuid::Uuid;
+use wire::api::wsmanager::RelayEnvelope;
 use ws_manager::{AppState, ManagerConfig, MemoryStore};
 
 struct TestManager {
@@ -99,10 +100,9 @@ async fn a_connection_over_the_account_cap_orders_the_oldest_closed_wherever_it_
         .register(other, second_handler, Uuid::now_v7())
         .await;
     assert_eq!(manager.register(user, second_handler, newest).await, 3);
-    let order = tokio::time::timeout(Duration::from_secs(20), on_first.next())
+    let order = tokio::time::timeout(Duration::from_secs(20), next_order(&mut on_first))
         .await
-        .expect("a close order reaches the oldest connection's handler")
-        .expect("subscribed");
+        .expect("a close order reaches the oldest connection's handler");
     assert_eq!(order.connection_ids, vec![oldest]);
     assert_eq!(
         order.close,
@@ -110,10 +110,60 @@ async fn a_connection_over_the_account_cap_orders_the_oldest_closed_wherever_it_
     );
     assert!(order.event.is_none());
     // Orders are published before registration answers, so none is on its way.
+    while let Some(Some(envelope)) = on_second.next().now_or_never() {
+        assert!(
+            is_route_news(&envelope),
+            "the handler of the newer connections gets no order"
+        );
+    }
+}
+
+/// Whether an envelope is a route announcement (every handler gets those).
+fn is_route_news(envelope: &RelayEnvelope) -> bool {
+    !envelope.routes_changed.is_empty() || envelope.routes_reset
+}
+
+/// The next envelope that is not a route announcement.
+async fn next_order(subscription: &mut RelaySubscription) -> RelayEnvelope {
+    loop {
+        let envelope = subscription.next().await.expect("subscribed");
+        if !is_route_news(&envelope) {
+            return envelope;
+        }
+    }
+}
+
+#[tokio::test]
+async fn registrations_and_returning_handlers_are_announced_to_every_handler() {
+    let manager = TestManager::new();
+    let (handler, listener) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut news = manager.relay.subscribe(listener);
+    manager
+        .heartbeat(handler, 0)
+        .await
+        .assert_status(StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(20), news.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        on_second.next().now_or_never().is_none(),
-        "the handler of the newer connections gets no order"
+        first.routes_reset,
+        "a handler that becomes live resets routes"
     );
+    let user = Uuid::new_v4();
+    manager.register(user, handler, Uuid::now_v7()).await;
+    let changed = tokio::time::timeout(Duration::from_secs(20), news.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.routes_changed, vec![user]);
+    assert!(changed.connection_ids.is_empty() && changed.event.is_none());
+    // A heartbeat of a handler already live announces nothing.
+    manager
+        .heartbeat(handler, 1)
+        .await
+        .assert_status(StatusCode::OK);
+    assert!(news.next().now_or_never().is_none());
 }
 
 #[tokio::test]

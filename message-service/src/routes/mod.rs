@@ -5,6 +5,8 @@
 //! - [`reports`] — reporting a chat partner (`/v1/reports`).
 //! - [`internal`] — chats, appends, watermarks and blocks for other services
 //!   (`/internal/*`, service credential).
+//!
+//! [`direct`] offers the hottest internal endpoints to a ws-handler in the same process.
 
 pub mod admin;
 pub mod blocks;
@@ -13,8 +15,15 @@ pub mod internal;
 pub mod reports;
 
 use axum::Router;
-use service_kit::error::ErrorCode;
+use axum::extract::State;
+use service_kit::auth::ServiceCaller;
+use service_kit::client::DirectRoutes;
+use service_kit::error::{ApiError, ErrorCode};
+use service_kit::extract::{Json, Path, Query};
 use uuid::Uuid;
+use wire::api::message::{
+    AdvanceWatermark, AppendMessage, AppendMessages, GetChatInternal, MessagesAfter,
+};
 
 use crate::error::MessageError;
 use crate::state::AppState;
@@ -28,6 +37,55 @@ pub fn router() -> Router<AppState> {
         .merge(reports::router())
         .merge(internal::router())
         .merge(admin::router())
+}
+
+/// The per-message endpoints of a ws-handler as direct routes, for one in the same process:
+/// the same handlers (validation, group commit, answers), without JSON or routing between.
+pub fn direct(state: AppState) -> DirectRoutes {
+    let (chat, append, batch, after) = (state.clone(), state.clone(), state.clone(), state.clone());
+    let watermark = state;
+    DirectRoutes::new()
+        .route::<GetChatInternal, _, _>(move |id, ()| {
+            let state = chat.clone();
+            async move {
+                let Json(chat) = internal::get_chat(State(state), ServiceCaller, Path(id)).await?;
+                Ok::<_, ApiError>(chat)
+            }
+        })
+        .route::<AppendMessage, _, _>(move |id, body| {
+            let state = append.clone();
+            async move {
+                let (_, Json(answer)) =
+                    internal::append(State(state), ServiceCaller, Path(id), Json(body)).await?;
+                Ok::<_, ApiError>(answer)
+            }
+        })
+        .route::<AppendMessages, _, _>(move |(), body| {
+            let state = batch.clone();
+            async move {
+                let Json(answer) =
+                    internal::append_batch(State(state), ServiceCaller, Json(body)).await?;
+                Ok::<_, ApiError>(answer)
+            }
+        })
+        .route::<MessagesAfter, _, _>(move |id, query| {
+            let state = after.clone();
+            async move {
+                let Json(messages) =
+                    internal::messages_after(State(state), ServiceCaller, Path(id), Query(query))
+                        .await?;
+                Ok::<_, ApiError>(messages)
+            }
+        })
+        .route::<AdvanceWatermark, _, _>(move |id, body| {
+            let state = watermark.clone();
+            async move {
+                let Json(watermark) =
+                    internal::advance_watermark(State(state), ServiceCaller, Path(id), Json(body))
+                        .await?;
+                Ok::<_, ApiError>(watermark)
+            }
+        })
 }
 
 /// Default page size of chat lists.

@@ -72,8 +72,8 @@ pub struct DeliverResponse {
     pub routed: u32,
 }
 
-/// What travels on the relay bus to one ws-handler.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What travels on the relay bus to one ws-handler (or, for route changes, to every one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RelayEnvelope {
     /// Target connections on that handler.
     pub connection_ids: Vec<Uuid>,
@@ -84,6 +84,14 @@ pub struct RelayEnvelope {
     /// newer connection of the account went over the per-account cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close: Option<u16>,
+    /// Users whose connections changed (one registered): a handler that remembers where
+    /// they are connected must look again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes_changed: Vec<Uuid>,
+    /// Many users' connections may have changed (a handler came back or resynchronised):
+    /// forget every remembered route.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub routes_reset: bool,
 }
 
 /// Answer of a heartbeat (`PUT /internal/handlers/{id}`, 200).

@@ -2,6 +2,7 @@
 //! ordered outbound stream with gap filling and resume), and the end of a connection.
 //!
 //! - [`reader`] — parses and answers client frames.
+//! - [`sends`] — the pipeline storing a connection's sends in order, in batches.
 //! - [`writer`] — the only task writing to the socket; keeps per chat the highest seq
 //!   sent so that live messages are neither duplicated nor skipped.
 //! - [`ratelimit`] — the per-connection token buckets.
@@ -10,6 +11,7 @@
 
 pub mod ratelimit;
 pub mod reader;
+pub mod sends;
 pub mod writer;
 
 use axum::extract::ws::Message;

@@ -8,13 +8,15 @@ use axum::extract::ws::Message as WsMessage;
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
-use wire::api::message::{AppendMessageRequest, WatermarkUpdate};
+use wire::api::message::WatermarkUpdate;
 use wire::protocol::{ClientFrame, ServerFrame, close};
 
 use super::ratelimit::TokenBucket;
+use super::sends;
 use super::writer::MAX_RESUME_CHATS;
 use crate::chats::{self, client_error_frame};
-use crate::outbound::{Closer, NOT_READING, Outbound, PendingSends};
+use crate::fanout;
+use crate::outbound::{self, Closer, Outbound, PendingSends};
 use crate::state::AppState;
 
 /// The close reason when the connection's log-in session ends (code 4001; a close reason
@@ -42,6 +44,9 @@ pub struct Reader {
     refused_in_a_row: u32,
     /// Whether the client's first frame is still to come (see [`Outbound::NoResume`]).
     first_frame: bool,
+    /// Where sends go to be stored (see [`super::sends`]), and the task storing them;
+    /// started by the first send, so that an idle connection holds neither.
+    pipeline: Option<(mpsc::Sender<sends::Send>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Reader {
@@ -68,12 +73,27 @@ impl Reader {
             frames,
             refused_in_a_row: 0,
             first_frame: true,
+            pipeline: None,
         }
     }
 
     /// Reads frames until the client leaves, the connection is closed, it idles out, its
-    /// access token expires or its session ends.
-    pub async fn run<S>(mut self, mut stream: S, session_id: Uuid, token_expires_at: i64)
+    /// access token expires or its session ends; then waits until every send it took is
+    /// answered.
+    pub async fn run<S>(mut self, stream: S, session_id: Uuid, token_expires_at: i64)
+    where
+        S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
+    {
+        self.read(stream, session_id, token_expires_at).await;
+        if let Some((to_store, storing)) = self.pipeline.take() {
+            drop(to_store);
+            if let Err(err) = storing.await {
+                tracing::error!(error = %err, "a connection's send pipeline failed");
+            }
+        }
+    }
+
+    async fn read<S>(&mut self, mut stream: S, session_id: Uuid, token_expires_at: i64)
     where
         S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
@@ -152,23 +172,20 @@ impl Reader {
 
     /// Queues a frame for the client; false when the writer is gone.
     async fn reply(&self, frame: ServerFrame) -> bool {
-        self.enqueue(Outbound::Frame(frame)).await
+        self.enqueue(Outbound::Frame(Box::new(frame))).await
     }
 
     /// Hands an item to the writer, waiting for room in its queue at most the write
-    /// timeout: the queue stays full only while the client does not read, and waiting
-    /// longer would stop this reader from noticing idleness, expiry or a closed session.
+    /// timeout: waiting longer would stop this reader from noticing idleness, expiry or a
+    /// closed session.
     async fn enqueue(&self, item: Outbound) -> bool {
-        tokio::select! {
-            biased;
-            () = self.closer.closed() => false,
-            sent = self.outbound.send(item) => sent.is_ok(),
-            () = tokio::time::sleep(self.state.config().write_timeout) => {
-                metrics::counter!("ws_slow_consumer_closes_total").increment(1);
-                self.closer.close(close::SLOW_CONSUMER, NOT_READING);
-                false
-            }
-        }
+        outbound::enqueue(
+            &self.outbound,
+            &self.closer,
+            self.state.config().write_timeout,
+            item,
+        )
+        .await
     }
 
     async fn refuse_rate(
@@ -260,62 +277,35 @@ impl Reader {
         }
     }
 
+    /// Hands a send to the pipeline, which stores it after the ones before it; waits only
+    /// while the pipeline is full (as many sends as one batch holds are in flight).
     async fn on_send(&mut self, chat_id: Uuid, client_msg_id: String, text: String) -> bool {
-        let peers = self.state.peers().clone();
-        let key = (chat_id, client_msg_id.clone());
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone());
-        let request = AppendMessageRequest {
-            sender_id: self.user_id,
-            client_msg_id: client_msg_id.clone(),
+            .insert((chat_id, client_msg_id.clone()));
+        let (to_store, _) = self.pipeline.get_or_insert_with(|| {
+            let (to_store, stored) = mpsc::channel(sends::MAX_BATCH);
+            let pipeline = sends::Pipeline::new(
+                self.state.clone(),
+                self.user_id,
+                self.connection_id,
+                self.outbound.clone(),
+                self.closer.clone(),
+                self.pending.clone(),
+            );
+            (to_store, tokio::spawn(pipeline.run(stored)))
+        });
+        let send = sends::Send {
+            chat_id,
+            client_msg_id,
             text,
         };
-        let appended = match chats::append(&peers.message, chat_id, request).await {
-            Ok(appended) => appended,
-            Err(err) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&key);
-                return self
-                    .reply(client_error_frame(err, "send", Some(client_msg_id)))
-                    .await;
-            }
-        };
-        metrics::counter!("ws_messages_sent_total").increment(1);
-        let message = appended.message;
-        let ack = ServerFrame::Ack {
-            client_msg_id,
-            chat_id,
-            seq: message.seq,
-            message_id: message.id,
-            created_at: message.created_at,
-            duplicate: !appended.created,
-        };
-        if !self.reply(ack).await {
-            return false;
+        tokio::select! {
+            biased;
+            () = self.closer.closed() => false,
+            handed = to_store.send(send) => handed.is_ok(),
         }
-        // Also on a resend: the first delivery may have been lost; receivers drop repeats.
-        match self
-            .state
-            .chats()
-            .participants(&peers.message, chat_id)
-            .await
-        {
-            Ok(participants) => {
-                chats::deliver(
-                    &peers.ws_manager,
-                    participants,
-                    ServerFrame::Message { message },
-                    Some(self.connection_id),
-                )
-                .await;
-            }
-            Err(err) => tracing::warn!(error = %err, %chat_id, "cannot find a chat's participants"),
-        }
-        true
     }
 
     async fn on_watermark(
@@ -342,9 +332,9 @@ impl Reader {
             .await
         {
             Ok(participants) => {
-                chats::deliver(
-                    &peers.ws_manager,
-                    participants,
+                fanout::fan_out(
+                    &self.state,
+                    &participants,
                     ServerFrame::Status { watermark },
                     Some(self.connection_id),
                 )
@@ -376,13 +366,13 @@ impl Reader {
                 })
                 .await;
         }
-        let others = participants
+        let others: Vec<Uuid> = participants
             .into_iter()
             .filter(|p| *p != self.user_id)
             .collect();
-        chats::deliver(
-            &peers.ws_manager,
-            others,
+        fanout::fan_out(
+            &self.state,
+            &others,
             ServerFrame::Typing {
                 chat_id,
                 user_id: self.user_id,

@@ -8,6 +8,12 @@
 //! connection is registered (and its queue exists) before the writer fetches anything,
 //! no message can fall between catch-up and the live stream.
 //!
+//! Routes to connections are cached by the senders' handlers ([`crate::fanout`]), so a
+//! sender may still route with a route from before this connection registered. Such a
+//! route expires after [`crate::fanout::ROUTE_TTL`]: once that has passed
+//! ([`SETTLE_AFTER`](crate::fanout::SETTLE_AFTER)), the writer checks every chat it follows
+//! for messages it missed, and from then on nothing can be routed past it.
+//!
 //! Live messages that arrive before the client's first frame are held (at most
 //! [`RESUME_WINDOW`], at most a queue's worth): if that frame is a `resume`, catch-up
 //! goes first and the held messages follow (repeats dropped), so a resuming client sees
@@ -114,9 +120,16 @@ impl Writer {
                 ping.tick().await;
                 let window = tokio::time::sleep(RESUME_WINDOW);
                 tokio::pin!(window);
+                let settle = tokio::time::sleep(crate::fanout::SETTLE_AFTER);
+                tokio::pin!(settle);
+                let mut settled = false;
                 loop {
                     tokio::select! {
                         () = &mut window, if self.held.is_some() => self.release(&mut sink).await?,
+                        () = &mut settle, if !settled => {
+                            settled = true;
+                            self.settle(&mut sink).await?;
+                        }
                         _ = ping.tick() => self.write(&mut sink, WsMessage::Ping(Default::default())).await?,
                         item = queue.recv() => match item {
                             Some(item) => self.handle(&mut sink, item).await?,
@@ -194,7 +207,21 @@ impl Writer {
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         match item {
-            Outbound::Frame(ServerFrame::Message { message }) => match &mut self.held {
+            Outbound::Frame(frame) => self.frame(sink, *frame).await,
+            Outbound::Resume(points) => {
+                self.resume(sink, points).await?;
+                self.release(sink).await
+            }
+            Outbound::NoResume => self.release(sink).await,
+        }
+    }
+
+    async fn frame<S>(&mut self, sink: &mut S, frame: ServerFrame) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        match frame {
+            ServerFrame::Message { message } => match &mut self.held {
                 Some(held) if held.len() < self.state.config().outbound_queue => {
                     held.push(message);
                     Ok(())
@@ -205,8 +232,8 @@ impl Writer {
                 }
                 None => self.live_message(sink, message).await,
             },
-            Outbound::Frame(ack @ ServerFrame::Ack { .. }) => self.ack(sink, ack).await,
-            Outbound::Frame(ServerFrame::Matched { info }) => {
+            ack @ ServerFrame::Ack { .. } => self.ack(sink, ack).await,
+            ServerFrame::Matched { info } => {
                 // A new chat: everything in it is for this connection.
                 self.sent.entry(info.chat_id).or_insert(0);
                 let (chat_id, partner) = (info.chat_id, info.partner.id);
@@ -228,12 +255,7 @@ impl Writer {
                     }
                 }
             }
-            Outbound::Frame(frame) => self.send(sink, &frame).await,
-            Outbound::Resume(points) => {
-                self.resume(sink, points).await?;
-                self.release(sink).await
-            }
-            Outbound::NoResume => self.release(sink).await,
+            frame => self.send(sink, &frame).await,
         }
     }
 
@@ -329,6 +351,7 @@ impl Writer {
     {
         let message_service = self.state.peers().message.clone();
         let mut cursor = after;
+        let mut found = false;
         while cursor < upto {
             let limit =
                 u32::try_from(upto - cursor).map_or(CATCH_UP_PAGE, |n| n.min(CATCH_UP_PAGE));
@@ -342,6 +365,7 @@ impl Writer {
                     continue;
                 }
                 cursor = message.seq;
+                found = true;
                 let own_pending = message.sender_id == self.user_id
                     && self
                         .pending
@@ -357,8 +381,26 @@ impl Writer {
                 break;
             }
         }
-        metrics::counter!("ws_gap_fills_total").increment(1);
+        if found {
+            metrics::counter!("ws_gap_fills_total").increment(1);
+        }
         Ok(Ok(()))
+    }
+
+    /// Sends what this connection missed in the chats it follows while routes from before
+    /// its registration were still in use.
+    async fn settle<S>(&mut self, sink: &mut S) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        self.release(sink).await?;
+        let followed: Vec<(Uuid, u64)> = self.sent.iter().map(|(c, s)| (*c, *s)).collect();
+        for (chat_id, sent) in followed {
+            if let Err(err) = self.fill(sink, chat_id, sent, u64::MAX).await? {
+                tracing::debug!(error = %err, %chat_id, "cannot check a chat for missed messages");
+            }
+        }
+        Ok(())
     }
 
     /// `resume`: the listed chats from the client's last seq, the other chats active at

@@ -41,11 +41,28 @@ pub async fn register(
         .store()
         .register(body.user_id, body.connection)
         .await?;
+    announce_routes(
+        &state,
+        RelayEnvelope {
+            routes_changed: vec![body.user_id],
+            ..Default::default()
+        },
+    )
+    .await;
     let cap = state.config().max_connections_per_user;
     if cap > 0 && connections > cap {
         close_oldest(&state, body.user_id, cap as usize).await?;
     }
     Ok(Json(ConnectionCount { connections }))
+}
+
+/// Tells every ws-handler that routes changed (they cache where users are connected).
+/// A failure is logged, not answered: the handlers' caches expire by themselves.
+pub(crate) async fn announce_routes(state: &AppState, news: RelayEnvelope) {
+    if let Err(err) = state.relay().publish_all(&news).await {
+        metrics::counter!("wsm_route_announcements_failed_total").increment(1);
+        tracing::warn!(error = %err, "cannot announce a route change; handler caches expire by themselves");
+    }
 }
 
 /// Orders the handlers holding `user`'s oldest connections beyond `cap` to close them.
@@ -67,6 +84,7 @@ async fn close_oldest(state: &AppState, user: Uuid, cap: usize) -> Result<(), Ma
             connection_ids,
             event: None,
             close: Some(wire::protocol::close::TOO_MANY_CONNECTIONS),
+            ..Default::default()
         };
         state.relay().publish(handler_id, &order).await?;
     }

@@ -59,6 +59,7 @@ pub async fn deliver(
             connection_ids,
             event: Some(body.event.clone()),
             close: None,
+            ..Default::default()
         };
         let relay = state.relay().clone();
         async move {

@@ -8,8 +8,8 @@ use service_kit::auth::ServiceCaller;
 use service_kit::extract::{Json, Path};
 use uuid::Uuid;
 use wire::api::wsmanager::{
-    HandlerConnections, HandlerHeartbeat, HandlerInfo, HeartbeatAck, LiveHandlers, RemoveHandler,
-    ReplaceConnections,
+    HandlerConnections, HandlerHeartbeat, HandlerInfo, HeartbeatAck, LiveHandlers, RelayEnvelope,
+    RemoveHandler, ReplaceConnections,
 };
 use wire::endpoint::Endpoint;
 
@@ -63,6 +63,8 @@ pub async fn heartbeat(
         .await?;
     if !was_live {
         tracing::info!(%handler_id, "ws-handler is live");
+        // Its connections count again: routes remembered while it was away are wrong.
+        announce_reset(&state).await;
     }
     Ok(Json(HeartbeatAck { resync: !was_live }))
 }
@@ -88,6 +90,7 @@ pub async fn replace_connections(
         .replace_handler_connections(handler_id, &body.connections)
         .await?;
     tracing::info!(%handler_id, connections = body.connections.len(), "ws-handler connections resynchronised");
+    announce_reset(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,4 +117,13 @@ pub async fn live_handlers(
     _caller: ServiceCaller,
 ) -> Result<Json<Vec<HandlerInfo>>, ManagerError> {
     Ok(Json(state.store().live_handlers().await?))
+}
+
+/// Tells every ws-handler to forget the routes it remembers.
+async fn announce_reset(state: &AppState) {
+    let news = RelayEnvelope {
+        routes_reset: true,
+        ..Default::default()
+    };
+    super::connections::announce_routes(state, news).await;
 }
