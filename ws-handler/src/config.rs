@@ -81,7 +81,8 @@ pub struct Settings {
     #[arg(long, env = "WSH_MAX_SOCKETS_PER_USER", default_value_t = 10)]
     pub max_sockets_per_user: usize,
 
-    /// Events queued for one connection before it counts as a slow consumer (closed with 4008).
+    /// Events queued for one connection before it counts as a slow consumer (closed with 4008);
+    /// at least 128 (two batches of sends, which fan out at once).
     #[arg(long, env = "WSH_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
 

@@ -8,7 +8,8 @@
 //! - [`routes`] — `GET /v1/ws`.
 //! - [`session`] — one connection: reader, writer, rate limits.
 //! - [`chats`] — calls to message-service and ws-manager, the participants cache.
-//! - [`fanout`] — one hop to the recipients' connections, with the cached registry routes.
+//! - [`fanout`] — one hop to the recipients' connections.
+//! - [`route_cache`] — where users are connected: ws-manager's registry, cached.
 //! - [`presence`] — online/offline announcements.
 //! - [`background`] — heartbeats and the relay subscription.
 //! - [`openapi`] — the OpenAPI description of the handshake.
@@ -20,6 +21,7 @@ pub mod fanout;
 pub mod openapi;
 pub mod outbound;
 pub mod presence;
+pub mod route_cache;
 pub mod routes;
 pub mod session;
 pub mod state;

@@ -17,8 +17,8 @@ use wire::api::wsmanager::{RelayEnvelope, RemoveHandler, UserConnection};
 
 use crate::chats::ChatCache;
 use crate::config::HandlerConfig;
-use crate::fanout::RouteCache;
 use crate::outbound::{Closer, Outbound};
+use crate::route_cache::RouteCache;
 
 /// The services a ws-handler calls.
 #[derive(Debug, Clone)]

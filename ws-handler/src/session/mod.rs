@@ -40,7 +40,7 @@ where
     let user_id = user.user_id;
     // Time-ordered, so that ws-manager can tell a user's oldest connections.
     let connection_id = Uuid::now_v7();
-    let (outbound, queue) = mpsc::channel(state.config().outbound_queue);
+    let (outbound, queue) = mpsc::channel(outbound_capacity(state.config().outbound_queue));
     let closer = Closer::default();
     state.add_connection(
         connection_id,
@@ -143,4 +143,11 @@ where
     })
     .await;
     tracing::debug!(%user_id, %connection_id, "connection ended");
+}
+
+/// A connection's outbound queue holds at least two batches of sends: a batch (up to
+/// [`sends::MAX_BATCH`]) is stored with one call and fans out to a recipient all at once,
+/// so a smaller queue would close a client that reads as fast as it can as a slow consumer.
+pub(crate) fn outbound_capacity(configured: usize) -> usize {
+    configured.max(2 * sends::MAX_BATCH)
 }

@@ -10,7 +10,7 @@
 //!
 //! Routes to connections are cached by the senders' handlers ([`crate::fanout`]), so a
 //! sender may still route with a route from before this connection registered. Such a
-//! route expires after [`crate::fanout::ROUTE_TTL`]: once that has passed
+//! route expires after [`crate::route_cache::ROUTE_TTL`]: once that has passed
 //! ([`SETTLE_AFTER`](crate::fanout::SETTLE_AFTER)), the writer checks every chat it follows
 //! for messages it missed, and from then on nothing can be routed past it.
 //!
@@ -222,7 +222,10 @@ impl Writer {
     {
         match frame {
             ServerFrame::Message { message } => match &mut self.held {
-                Some(held) if held.len() < self.state.config().outbound_queue => {
+                Some(held)
+                    if held.len()
+                        < super::outbound_capacity(self.state.config().outbound_queue) =>
+                {
                     held.push(message);
                     Ok(())
                 }
