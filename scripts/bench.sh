@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks of the one-process platform with the loadgen tool, over loopback.
 #
-#   scripts/bench.sh conversation|idle|matching|all [options] [-- extra loadgen options]
+#   scripts/bench.sh conversation|idle|matching|cluster|all [options] [-- extra loadgen options]
 #
 # Builds release binaries (CARGO_TARGET_DIR, default $HOME/.cache/rc-release), starts a
 # fresh `random-chats` for each run (in memory, or on SQLite files in a temporary data
 # directory) pinned to CPU 0 with `taskset -c 0`, runs `loadgen` pinned to CPU 1, prints
 # the figures and stops what it started (by PID).
+#
+# `cluster` runs the conversation (findmax, then 20 s at the maximum and at half) on the
+# distributed form instead: `scripts/cluster.sh up` in release, pinned to CPU 0 with every
+# backend it starts (its own Redis, MongoDB wire server and DynamoDB server on ports of
+# their own; PostgreSQL, which holds only accounts, is the machine's), two ws-handlers and
+# message-service on the MongoDB wire server; the server CPU is the sum over all of them.
 #
 # Options:
 #   --storage memory|sqlite   server storage (default memory; `all` runs both)
@@ -22,7 +28,7 @@
 #   --no-login                use the sign-up session instead of also logging in
 #   --json                    also print each report as one JSON line
 #   --no-pin                  do not pin (taskset) the server and the client
-#   --port P                  gateway port (default 18080)
+#   --port P                  gateway port (default 18080; `cluster`: its port base, 28080)
 #   --out DIR                 also write each run's output to DIR
 #
 # The server gets per-connection WebSocket limits far above the load (RC_WS_*), since the
@@ -37,7 +43,7 @@ BIN=$CARGO_TARGET_DIR/release
 MODE=${1:-}
 [ -n "$MODE" ] && shift || true
 case "$MODE" in
-  conversation|idle|matching|all) ;;
+  conversation|idle|matching|cluster|all) ;;
   *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 
@@ -74,7 +80,11 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ -n "$OUT" ] && mkdir -p "$OUT"
 
 echo "building release binaries in $CARGO_TARGET_DIR" >&2
-(cd "$ROOT" && cargo build --release -p random-chats -p loadgen >&2)
+if [ "$MODE" = cluster ]; then
+  (cd "$ROOT" && cargo build --release --workspace --bins >&2)
+else
+  (cd "$ROOT" && cargo build --release -p random-chats -p loadgen >&2)
+fi
 
 SERVER_PID=""; DATA_DIR=""; LOG=""
 stop_server() {
@@ -161,6 +171,47 @@ matching_run() {
   stop_server
 }
 
+# The distributed form, as scripts/cluster.sh runs it, with the same limits raised as for
+# the one-process server.
+CLUSTER_DIR=""
+stop_cluster() {
+  if [ -n "$CLUSTER_DIR" ]; then
+    RC_CLUSTER_DIR=$CLUSTER_DIR "$ROOT/scripts/cluster.sh" down >&2 || true
+    rm -rf "$CLUSTER_DIR"
+    CLUSTER_DIR=""
+  fi
+}
+cluster_findmax() { # $1 = pairs
+  local pairs=$1 base=$PORT out max pids
+  [ "$base" = 18080 ] && base=28080
+  CLUSTER_DIR=$(mktemp -d /tmp/rc-bench-cluster.XXXXXX)
+  trap 'stop_cluster; stop_server' EXIT
+  export RC_CLUSTER_DIR=$CLUSTER_DIR RC_CLUSTER_PROFILE=release RC_CLUSTER_PORT_BASE=$base
+  export RC_CLUSTER_BIN_DIR=$BIN RC_CLUSTER_POSTGRES_DB=rc_bench
+  export RC_CLUSTER_REDIS_PORT=$((base + 20)) RC_CLUSTER_MONGODB_PORT=$((base + 21))
+  export RC_CLUSTER_DYNAMODB_PORT=$((base + 22))
+  export RC_CLUSTER_EXTRA_ENV="WSH_SEND_PER_SEC=1000000 WSH_SEND_BURST=1000000 WSH_FRAMES_PER_SEC=1000000 WSH_FRAMES_BURST=1000000 GATEWAY_RATE_PER_SECOND=1000000 GATEWAY_RATE_BURST=1000000"
+  RUST_LOG=${RUST_LOG:-warn} "${SRV[@]}" "$ROOT/scripts/cluster.sh" up >&2
+  pids=$("$ROOT/scripts/cluster.sh" pids | awk '$1 != "postgres" {print $2}' | paste -sd,)
+  echo "cluster processes (name pid): $("$ROOT/scripts/cluster.sh" pids | tr '\n' ' ')"
+  local saved_port=$PORT; PORT=$base
+  local args=(conversation --pairs "$pairs" --rate "$RATE")
+  [ $RECEIPTS = 1 ] && args+=(--delivered-receipts)
+  out=$(JSON=1 loadgen "findmax-cluster-p$pairs" "${args[@]}" --findmax --warmup 1 \
+        --duration 4 --server-pid "$pids")
+  echo "$out" | grep -v '^{'
+  [ "$JSON" = 1 ] && echo "$out" | grep '^{'
+  max=$(echo "$out" | grep '^{' | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["max_pass_rate"] or 0))')
+  if [ "$max" -gt 0 ]; then
+    for rate in "$max" $((max / 2)); do
+      loadgen "conversation-cluster-p$pairs-r$rate" conversation --pairs "$pairs" --rate "$rate" \
+        --warmup 2 --duration 20 --server-pid "$pids"
+    done
+  fi
+  PORT=$saved_port
+  stop_cluster
+}
+
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 case "$MODE" in
   conversation)
@@ -168,6 +219,7 @@ case "$MODE" in
     else conversation "$STORAGE" "$PAIRS" --duration "$DURATION"; fi ;;
   idle) idle_run "$CONNECTIONS" ;;
   matching) matching_run ;;
+  cluster) cluster_findmax "$PAIRS" ;;
   all)
     findmax_then_half sqlite 100
     findmax_then_half memory 100

@@ -35,6 +35,9 @@
 #                           PEM certificate chain and key: the gateway serves HTTPS and WSS
 #                           (GATEWAY_TLS_CERT, GATEWAY_TLS_KEY); both or neither
 #   RC_SERVICE_TOKEN        the service token (default: random, kept in the state dir)
+#   RC_CLUSTER_EXTRA_ENV    NAME=VALUE words added to every service instance's environment
+#                           after the compose variables (scripts/bench.sh raises the
+#                           per-connection and per-IP limits with it)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -306,11 +309,13 @@ start_instance() { # name
   port_open "$port" && die "port $port (for $name) is taken by another program"
   local vars=()
   mapfile -t vars < <(env_of "$name")
-  # A clean environment: only what the compose file sets, plus PATH, HOME and RUST_LOG.
-  local extra=()
+  # A clean environment: only what the compose file sets, plus PATH, HOME and RUST_LOG,
+  # and RC_CLUSTER_EXTRA_ENV last (so it wins).
+  local extra=() added=()
   [ -n "${RUST_LOG:-}" ] && extra+=("RUST_LOG=$RUST_LOG")
+  [ -n "${RC_CLUSTER_EXTRA_ENV:-}" ] && read -r -a added <<<"$RC_CLUSTER_EXTRA_ENV"
   spawn "$name" "$BIN_DIR/$bin" "$STATE/logs/$name.log" \
-    env -i PATH="$PATH" HOME="$HOME" "${extra[@]}" "${vars[@]}" "$BIN_DIR/$bin"
+    env -i PATH="$PATH" HOME="$HOME" "${extra[@]}" "${vars[@]}" "${added[@]}" "$BIN_DIR/$bin"
   local pid="$SPAWNED"
   for _ in $(seq 1 300); do
     ready "$port" && { say "$name ready on 127.0.0.1:$port (pid $pid)"; return 0; }

@@ -39,8 +39,9 @@ pub struct ConversationOptions {
     pub text_bytes: usize,
     /// Send `delivered` receipts for every message received, as a real client does.
     pub delivered_receipts: bool,
-    /// The server process, for its CPU time.
-    pub server_pid: Option<u32>,
+    /// The server processes (one, or every process of the distributed form), for their CPU
+    /// time, summed.
+    pub server_pids: Vec<u32>,
     /// When a run holds.
     pub rule: PassRule,
     /// Search for the highest rate that holds instead of one fixed rate.
@@ -331,10 +332,19 @@ struct Clocks {
     client: f64,
 }
 
-fn clocks(server_pid: Option<u32>) -> Clocks {
+fn clocks(server_pids: &[u32]) -> Clocks {
+    // Every process must be readable, or the sum would silently leave one out.
+    let server = (!server_pids.is_empty())
+        .then(|| {
+            server_pids
+                .iter()
+                .map(|&pid| procfs::cpu_seconds(Some(pid)).ok())
+                .sum::<Option<f64>>()
+        })
+        .flatten();
     Clocks {
         at: Instant::now(),
-        server: server_pid.and_then(|pid| procfs::cpu_seconds(Some(pid)).ok()),
+        server,
         client: procfs::cpu_seconds(None).unwrap_or(0.0),
     }
 }
@@ -437,7 +447,7 @@ impl Session {
         warmup: Duration,
         measure: Duration,
         drain: Duration,
-        server_pid: Option<u32>,
+        server_pids: &[u32],
         rule: &PassRule,
     ) -> StepReport {
         let id = self.next_step;
@@ -492,7 +502,7 @@ impl Session {
                 if schedule.in_window(k) {
                     measured += 1;
                     if first.is_none() {
-                        first = Some(clocks(server_pid));
+                        first = Some(clocks(server_pids));
                     }
                 }
                 let _ = self.conns[pair.conns[side]].tx.send(Message::text(frame));
@@ -528,7 +538,7 @@ impl Session {
             })
             .await;
         }
-        let last = clocks(server_pid);
+        let last = clocks(server_pids);
         let (w, errors, disconnects) = {
             let mut tally = self.shared.lock();
             let w = tally.window.take().expect("set above");
@@ -621,7 +631,7 @@ pub async fn run(
                     options.warmup,
                     options.duration,
                     options.drain,
-                    options.server_pid,
+                    &options.server_pids,
                     &options.rule,
                 )
                 .await;
@@ -641,7 +651,7 @@ pub async fn run(
                         options.warmup,
                         options.duration,
                         options.drain,
-                        options.server_pid,
+                        &options.server_pids,
                         &options.rule,
                     )
                     .await;

@@ -97,9 +97,10 @@ struct ConversationArgs {
     /// Send a `delivered` receipt for every message received, as a real client does.
     #[arg(long)]
     delivered_receipts: bool,
-    /// The server's PID, for its CPU time (`/proc/PID/stat`).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's PID, for its CPU time (`/proc/PID/stat`); repeat it or separate PIDs by
+    /// commas for a server made of several processes (their CPU time is summed).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Step the rate up (doubling, then bisecting) to the highest that holds.
     #[arg(long)]
     findmax: bool,
@@ -208,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 drain: secs(a.drain),
                 text_bytes: a.text_bytes,
                 delivered_receipts: a.delivered_receipts,
-                server_pid: a.server_pid,
+                server_pids: a.server_pid,
                 rule: PassRule {
                     min_delivered: a.min_delivered,
                     max_p99_ms: a.max_p99_ms,

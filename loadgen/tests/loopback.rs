@@ -44,7 +44,7 @@ async fn a_tiny_conversation_is_all_acked_and_delivered() {
         drain: Duration::from_secs(20),
         text_bytes: 64,
         delivered_receipts: true,
-        server_pid: Some(std::process::id()),
+        server_pids: vec![std::process::id()],
         rule: PassRule::default(),
         findmax: None,
         setup: setup(78),
