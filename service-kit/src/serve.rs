@@ -111,6 +111,11 @@ pub async fn serve_with<H: Handshake>(
             Some(_) = connections.join_next() => continue,
             () = &mut shutdown => break,
         };
+        // Frames go out as they are written: with Nagle's algorithm a small WebSocket frame
+        // would wait for the acknowledgement of the one before (tens of milliseconds).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, %peer, "cannot set TCP_NODELAY");
+        }
         let service = app
             .clone()
             .map_request(move |request: hyper::Request<Incoming>| {
