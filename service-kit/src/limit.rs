@@ -97,9 +97,11 @@ impl UserLimiter {
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(wait_ms)) => return Err(wait_ms.div_ceil(1000).max(1)),
                 Ok(Err(err)) => {
+                    crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                     tracing::warn!(error = %err, "shared rate limit unavailable; limiting in this instance");
                 }
                 Err(_) => {
+                    crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                     tracing::warn!("shared rate limit timed out; limiting in this instance");
                 }
             }

@@ -83,7 +83,11 @@ impl PreparedEvent {
 
     /// The Redis payload of an envelope carrying this event to `connection_ids`: the
     /// event's JSON is made once and spliced into each handler's envelope.
-    fn payload(&self, connection_ids: &[Uuid]) -> Result<Vec<u8>, RelayError> {
+    fn payload(
+        &self,
+        connection_ids: &[Uuid],
+        published_at_us: u64,
+    ) -> Result<Vec<u8>, RelayError> {
         let event = self
             .json
             .get_or_init(|| serde_json::to_string(&self.frame).map_err(|e| e.to_string()))
@@ -91,14 +95,31 @@ impl PreparedEvent {
             .map_err(|e| RelayError::Encode(e.clone()))?;
         let ids =
             serde_json::to_string(connection_ids).map_err(|e| RelayError::Encode(e.to_string()))?;
-        let mut payload = Vec::with_capacity(event.len() + ids.len() + 40);
+        let stamp = published_at_us.to_string();
+        let mut payload = Vec::with_capacity(event.len() + ids.len() + stamp.len() + 60);
         payload.extend_from_slice(b"{\"connection_ids\":");
         payload.extend_from_slice(ids.as_bytes());
+        payload.extend_from_slice(b",\"published_at_us\":");
+        payload.extend_from_slice(stamp.as_bytes());
         payload.extend_from_slice(b",\"event\":");
         payload.extend_from_slice(event.as_bytes());
         payload.push(b'}');
         Ok(payload)
     }
+}
+
+/// Microseconds since the Unix epoch, the clock of [`RelayEnvelope::published_at_us`].
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A copy of `envelope` stamped with the time of publication (unless it already carries one).
+fn stamped(envelope: &RelayEnvelope) -> RelayEnvelope {
+    let mut envelope = envelope.clone();
+    envelope.published_at_us.get_or_insert_with(now_us);
+    envelope
 }
 
 /// A cheap-clone handle on the relay bus.
@@ -153,14 +174,15 @@ impl RelayBus {
         handler_id: Uuid,
         envelope: &RelayEnvelope,
     ) -> Result<usize, RelayError> {
+        let envelope = stamped(envelope);
         match self.inner.as_ref() {
             Backend::InProcess(channels) => {
                 let sender = lock(channels).get(&handler_id).cloned();
-                Ok(sender.map_or(0, |s| s.send(envelope.clone()).unwrap_or(0)))
+                Ok(sender.map_or(0, |s| s.send(envelope).unwrap_or(0)))
             }
             Backend::Redis(bus) => {
                 let payload =
-                    serde_json::to_vec(envelope).map_err(|e| RelayError::Encode(e.to_string()))?;
+                    serde_json::to_vec(&envelope).map_err(|e| RelayError::Encode(e.to_string()))?;
                 bus.publish_bytes(&channel_name(handler_id), payload).await
             }
         }
@@ -184,7 +206,7 @@ impl RelayBus {
                 self.publish(handler_id, &envelope).await
             }
             Backend::Redis(bus) => {
-                let payload = event.payload(&connection_ids)?;
+                let payload = event.payload(&connection_ids, now_us())?;
                 bus.publish_bytes(&channel_name(handler_id), payload).await
             }
         }
@@ -195,8 +217,8 @@ impl RelayBus {
         match self.inner.as_ref() {
             Backend::InProcess(_) => self.publish(BROADCAST_KEY, envelope).await,
             Backend::Redis(bus) => {
-                let payload =
-                    serde_json::to_vec(envelope).map_err(|e| RelayError::Encode(e.to_string()))?;
+                let payload = serde_json::to_vec(&stamped(envelope))
+                    .map_err(|e| RelayError::Encode(e.to_string()))?;
                 bus.publish_bytes(BROADCAST_CHANNEL, payload).await
             }
         }
@@ -265,7 +287,7 @@ impl RelayBus {
                     .query_async::<String>(&mut connection)
                     .await
                     .map(|_| ())
-                    .map_err(|e| RelayError::Unavailable(e.to_string()))
+                    .map_err(redis_unavailable)
             }
         }
     }
@@ -279,7 +301,7 @@ impl RedisBus {
             .arg(payload)
             .query_async(&mut connection)
             .await
-            .map_err(|e| RelayError::Unavailable(e.to_string()))
+            .map_err(redis_unavailable)
     }
 
     async fn publisher(&self) -> Result<redis::aio::ConnectionManager, RelayError> {
@@ -294,10 +316,16 @@ impl RedisBus {
         let connection =
             redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
                 .await
-                .map_err(|e| RelayError::Unavailable(e.to_string()))?;
+                .map_err(redis_unavailable)?;
         *slot = Some(connection.clone());
         Ok(connection)
     }
+}
+
+/// A failed Redis call of the bus, counted as a backend error.
+fn redis_unavailable(err: redis::RedisError) -> RelayError {
+    crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
+    RelayError::Unavailable(err.to_string())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -357,9 +385,11 @@ async fn redis_subscription(
                     }
                 }
                 state.send_replace(false);
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::warn!(%handler_id, "relay subscription lost; resubscribing");
             }
             Err(cause) => {
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::warn!(%handler_id, %cause, retry_in_ms = delay.as_millis() as u64, "relay subscription failed");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -423,9 +453,18 @@ mod tests {
         let mut subscription = bus.subscribe(mine);
         let _other = bus.subscribe(other);
         assert_eq!(bus.publish(other, &envelope("x")).await.unwrap(), 1);
+        let before = now_us();
         assert_eq!(bus.publish(mine, &envelope("a")).await.unwrap(), 1);
+        let after = now_us();
         let got = subscription.next().await.unwrap();
         assert_eq!(got.event, envelope("a").event);
+        let stamp = got
+            .published_at_us
+            .expect("the bus stamps what it publishes");
+        assert!(
+            (before..=after).contains(&stamp),
+            "{before} <= {stamp} <= {after}"
+        );
     }
 
     #[tokio::test]
@@ -459,10 +498,11 @@ mod tests {
             nonce: Some("p".to_owned()),
         });
         let ids = vec![Uuid::new_v4(), Uuid::new_v4()];
-        for _ in 0..2 {
-            let payload = event.payload(&ids).unwrap();
+        for stamp in [1_700_000_000_000_000, 1_700_000_000_000_123] {
+            let payload = event.payload(&ids, stamp).unwrap();
             let envelope: RelayEnvelope = serde_json::from_slice(&payload).unwrap();
             assert_eq!(envelope.connection_ids, ids);
+            assert_eq!(envelope.published_at_us, Some(stamp));
             assert_eq!(envelope.event.as_ref(), Some(event.frame()));
             assert!(envelope.close.is_none() && !envelope.routes_reset);
         }
@@ -495,6 +535,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(got.event, envelope("r").event);
+        assert!(
+            got.published_at_us.is_some(),
+            "the bus stamps what it publishes"
+        );
         // An event prepared once, and a broadcast (other subscribers of this Redis may
         // receive it too: at least this one does).
         let target = vec![Uuid::new_v4()];
@@ -509,6 +553,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        assert!(
+            got.published_at_us.is_some(),
+            "a prepared event is stamped too"
+        );
         assert_eq!(
             (got.connection_ids, got.event),
             (target, Some(prepared.frame().clone()))

@@ -179,9 +179,11 @@ impl Revocations {
         match tokio::time::timeout(REDIS_TIMEOUT, publish).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::error!(%session_id, error = %err, "cannot announce an ended session; other services learn of it only when its tokens expire");
             }
             Err(_) => {
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::error!(%session_id, "announcing an ended session timed out; other services learn of it only when its tokens expire");
             }
         }
@@ -257,12 +259,14 @@ async fn follow(client: redis::Client, list: std::sync::Weak<Inner>) {
                         None => tracing::warn!("undecodable ended-session announcement dropped"),
                     }
                 }
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::warn!("lost the ended-session subscription; resubscribing");
             }
             Err(cause) => {
                 if list.strong_count() == 0 {
                     return;
                 }
+                crate::telemetry::count_backend_error(crate::telemetry::Backend::Redis, true);
                 tracing::warn!(%cause, retry_in_ms = delay.as_millis() as u64, "cannot follow ended sessions on Redis");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));

@@ -49,6 +49,45 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
+/// A backend a service depends on, as named in `backend_errors_total{backend}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL (auth-service's users).
+    Postgres,
+    /// SQLite (the embedded stores).
+    Sqlite,
+    /// MongoDB (message-service).
+    MongoDb,
+    /// DynamoDB (auth-service's sessions).
+    DynamoDb,
+    /// Redis (queue, registry, relay, ended sessions, shared limits).
+    Redis,
+}
+
+impl Backend {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+            Backend::MongoDb => "mongodb",
+            Backend::DynamoDb => "dynamodb",
+            Backend::Redis => "redis",
+        }
+    }
+}
+
+/// Counts one failed call to `backend` in `backend_errors_total{backend, kind}`: `kind` is
+/// `unavailable` when the backend could not be reached, was overloaded or did not answer in
+/// time, `error` when it answered with a failure (a bug, corrupt data, a misconfiguration).
+/// Outcomes the product expects (a taken username, a lost race on a condition) are not
+/// errors and are not counted.
+pub fn count_backend_error(backend: Backend, unavailable: bool) {
+    let kind = if unavailable { "unavailable" } else { "error" };
+    metrics::counter!("backend_errors_total", "backend" => backend.as_str(), "kind" => kind)
+        .increment(1);
+}
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -8,12 +8,14 @@
 //! - [`conformance`] — the [`conformance!`] macro: one `#[tokio::test]` per case and
 //!   backend of a store conformance suite.
 //! - [`http`] — sending a request to a router (`oneshot`) and reading the JSON answer.
+//! - [`metrics`] — reading a metric's value out of a service's `/metrics` text.
 //! - [`proxy`] — a TCP proxy that can be frozen, to test deadlines on a silent backend.
 
 pub mod backend;
 pub mod cleanup;
 pub mod conformance;
 pub mod http;
+pub mod metrics;
 pub mod proxy;
 
 pub use backend::{REQUIRE_BACKENDS, backend_url, backends_required, unique_name};

@@ -274,6 +274,11 @@ impl AppState {
     /// order. A connection whose queue is full is a slow consumer: it is closed with 4008
     /// and the others are unaffected.
     pub(crate) fn dispatch(&self, envelope: RelayEnvelope) {
+        if let Some(published) = envelope.published_at_us {
+            // Clocks of different machines may disagree: a lag below zero counts as none.
+            let lag = service_kit::relay::now_us().saturating_sub(published);
+            metrics::histogram!("ws_relay_lag_seconds").record(lag as f64 / 1e6);
+        }
         if envelope.routes_reset {
             self.routes().reset();
         } else if !envelope.routes_changed.is_empty() {

@@ -1,14 +1,16 @@
 //! Pipelined sends: frames sent back to back, without waiting for acks, are stored in the
 //! order sent (consecutive seqs), acked in that order, a refused one refuses only itself,
 //! and the partner gets each message once, in seq order: on one handler, and across two
-//! handlers on the Redis relay (the one-hop path).
+//! handlers on the Redis relay (the one-hop path, where the relay lag is measured).
 
 mod support;
 
 use std::time::Duration;
 
+use service_kit::telemetry::metrics_handle;
 use support::{Backplane, Handler, RawClient, Stack, raw_connect, test_config, wait_until};
 use test_support::backend_url;
+use test_support::metrics::metric_sum;
 use uuid::Uuid;
 use wire::error::ErrorCode;
 use wire::protocol::{ClientFrame, ServerFrame};
@@ -126,10 +128,24 @@ async fn a_burst_of_sends_across_two_handlers_keeps_its_order() {
     let Some(redis) = backend_url("REDIS_URL") else {
         return;
     };
+    let relayed = || {
+        metric_sum(
+            &metrics_handle().render(),
+            "ws_relay_lag_seconds_count",
+            &[],
+        )
+    };
     let stack = Stack::start(Backplane::Redis(redis), Duration::from_secs(3)).await;
     let one = stack.start_handler(test_config()).await;
     let two = stack.start_handler(test_config()).await;
     stack.wait_live(&[one.id, two.id]).await;
+    let relayed_before = relayed();
     burst_keeps_send_order(&stack, &one, &two).await;
+    // Each message Bob got crossed the relay, and its lag was measured on arrival.
+    let relayed_after = relayed();
+    assert!(
+        relayed_after >= relayed_before + (BURST - 1) as f64,
+        "relay lag measured {relayed_before} -> {relayed_after} times"
+    );
     stack.cleanup().await;
 }

@@ -67,7 +67,8 @@ pub async fn bans_and_the_audit_log_read_back(store: &dyn UserStore) {
     assert_eq!(store.audit_log(1).await.unwrap(), vec![second]);
 }
 
-fn sample_user(username: &str) -> User {
+/// A complete account named `username` (any valid user will do for a test).
+pub fn sample_user(username: &str) -> User {
     let at = now();
     User {
         id: Uuid::now_v7(),

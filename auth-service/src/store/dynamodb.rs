@@ -20,6 +20,7 @@
 //! that of two concurrent refreshes with one token exactly one wins (within one process,
 //! rotations of a session are also serialised by a lock).
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -506,22 +507,28 @@ where
     R: std::fmt::Debug,
 {
     let text = DisplayErrorContext(&err).to_string();
-    match &err {
+    let unavailable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(text)
+            true
         }
-        SdkError::ServiceError(service) => match service.err().code() {
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
             Some(
                 "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-                | "TransactionInProgressException",
-            ) => StoreError::Unavailable(text),
-            _ => StoreError::Backend(text),
-        },
-        _ => StoreError::Backend(text),
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException",
+            )
+        ),
+        _ => false,
+    };
+    count_backend_error(Backend::DynamoDb, unavailable);
+    if unavailable {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Backend(text)
     }
 }
 

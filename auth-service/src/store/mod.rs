@@ -12,6 +12,7 @@ pub mod dynamodb;
 pub mod postgres;
 pub mod sqlite;
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,21 +49,27 @@ pub enum StoreError {
     Backend(String),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
+impl StoreError {
+    /// Maps a failure of the SQL database `backend` (PostgreSQL or SQLite), counting it as
+    /// a backend error unless it is the expected taken username.
+    pub(crate) fn from_sql(backend: Backend, err: sqlx::Error) -> Self {
+        let unavailable = match &err {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            | sqlx::Error::WorkerCrashed => true,
             sqlx::Error::Database(db) if is_username_constraint(db.as_ref()) => {
-                StoreError::UsernameTaken
+                return StoreError::UsernameTaken;
             }
-            sqlx::Error::Database(db) if is_unavailable_code(db.code().as_deref()) => {
-                StoreError::Unavailable(err.to_string())
-            }
-            _ => StoreError::Backend(err.to_string()),
+            sqlx::Error::Database(db) => is_unavailable_code(db.code().as_deref()),
+            _ => false,
+        };
+        count_backend_error(backend, unavailable);
+        if unavailable {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Backend(err.to_string())
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Users in PostgreSQL.
 
+use service_kit::telemetry::Backend;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
 /// Applies the migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
+        sqlx::migrate::MigrateError::Execute(inner) => pg(inner),
         other => StoreError::Backend(format!("PostgreSQL migrations failed: {other}")),
     })
 }
@@ -80,7 +81,8 @@ impl UserStore for PgUserStore {
         .bind(user.created_at)
         .bind(user.updated_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(())
     }
 
@@ -92,7 +94,8 @@ impl UserStore for PgUserStore {
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(pg)?
         .map(User::try_from)
         .transpose()
     }
@@ -105,7 +108,8 @@ impl UserStore for PgUserStore {
         ))
         .bind(username)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(pg)?
         .map(User::try_from)
         .transpose()
     }
@@ -131,7 +135,8 @@ impl UserStore for PgUserStore {
         .bind(now)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(pg)?
         .map(User::try_from)
         .transpose()
     }
@@ -154,7 +159,8 @@ impl UserStore for PgUserStore {
         .bind(now)
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -170,7 +176,8 @@ impl UserStore for PgUserStore {
                 .bind(now)
                 .bind(id)
                 .execute(&self.pool)
-                .await?;
+                .await
+                .map_err(pg)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -183,7 +190,8 @@ impl UserStore for PgUserStore {
         .bind(ban.map(|b| b.by))
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -192,7 +200,8 @@ impl UserStore for PgUserStore {
             sqlx::query_as("SELECT banned_at, ban_reason, banned_by FROM users WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(pg)?;
         Ok(match row {
             Some((Some(at), Some(reason), Some(by))) => Some(Ban { at, reason, by }),
             _ => None,
@@ -210,7 +219,7 @@ impl UserStore for PgUserStore {
         .bind(entry.target_id)
         .bind(&entry.detail)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(())
     }
 
@@ -220,7 +229,7 @@ impl UserStore for PgUserStore {
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(
@@ -237,7 +246,15 @@ impl UserStore for PgUserStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(pg)?;
         Ok(())
     }
+}
+
+/// A failure of PostgreSQL, mapped and counted.
+fn pg(err: sqlx::Error) -> StoreError {
+    StoreError::from_sql(Backend::Postgres, err)
 }

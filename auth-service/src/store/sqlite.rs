@@ -1,5 +1,6 @@
 //! The embedded backend: users and refresh sessions in one SQLite file.
 
+use service_kit::telemetry::Backend;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         })
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
-        .await?;
+        .await
+        .map_err(lite)?;
     MIGRATOR
         .run(&pool)
         .await
@@ -108,7 +110,8 @@ impl UserStore for SqliteUserStore {
         .bind(user.created_at)
         .bind(user.updated_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         Ok(())
     }
 
@@ -120,7 +123,8 @@ impl UserStore for SqliteUserStore {
         ))
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(lite)?
         .map(User::try_from)
         .transpose()
     }
@@ -133,7 +137,8 @@ impl UserStore for SqliteUserStore {
         ))
         .bind(username)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(lite)?
         .map(User::try_from)
         .transpose()
     }
@@ -159,7 +164,8 @@ impl UserStore for SqliteUserStore {
         .bind(now)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?
+        .await
+        .map_err(lite)?
         .map(User::try_from)
         .transpose()
     }
@@ -182,7 +188,8 @@ impl UserStore for SqliteUserStore {
         .bind(now)
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -197,7 +204,8 @@ impl UserStore for SqliteUserStore {
             .bind(now)
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(lite)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -210,7 +218,8 @@ impl UserStore for SqliteUserStore {
         .bind(ban.map(|b| b.by))
         .bind(id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -219,7 +228,8 @@ impl UserStore for SqliteUserStore {
             sqlx::query_as("SELECT banned_at, ban_reason, banned_by FROM users WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(lite)?;
         Ok(match row {
             Some((Some(at), Some(reason), Some(by))) => Some(Ban { at, reason, by }),
             _ => None,
@@ -237,7 +247,7 @@ impl UserStore for SqliteUserStore {
         .bind(entry.target_id)
         .bind(&entry.detail)
         .execute(&self.pool)
-        .await?;
+        .await.map_err(lite)?;
         Ok(())
     }
 
@@ -247,7 +257,7 @@ impl UserStore for SqliteUserStore {
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(lite)?;
         Ok(rows
             .into_iter()
             .map(
@@ -264,7 +274,10 @@ impl UserStore for SqliteUserStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(lite)?;
         Ok(())
     }
 }
@@ -343,7 +356,7 @@ const SESSION_COLUMNS: &str = "id, user_id, current_hash, created_at, last_used_
 #[async_trait]
 impl SessionStore for SqliteSessionStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(lite)?;
         sqlx::query(
             "INSERT INTO refresh_sessions (id, user_id, current_hash, created_at, last_used_at, \
              expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -356,7 +369,8 @@ impl SessionStore for SqliteSessionStore {
         .bind(millis(session.expires_at))
         .bind(session.revoked_at.map(millis))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(lite)?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
         )
@@ -364,8 +378,9 @@ impl SessionStore for SqliteSessionStore {
         .bind(session.id)
         .bind(millis(session.expires_at))
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(lite)?;
+        tx.commit().await.map_err(lite)?;
         Ok(())
     }
 
@@ -374,7 +389,8 @@ impl SessionStore for SqliteSessionStore {
         sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
+            .await
+            .map_err(lite)?
             .map(Session::try_from)
             .transpose()
     }
@@ -388,7 +404,8 @@ impl SessionStore for SqliteSessionStore {
         )
         .bind(&hash.0[..])
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         row.map(|row| {
             let session = Session::try_from(row)?;
             Ok(TokenLookup {
@@ -406,7 +423,7 @@ impl SessionStore for SqliteSessionStore {
         rotation: &Rotation,
     ) -> Result<bool, StoreError> {
         let now = rotation.at;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(lite)?;
         let done = sqlx::query(
             "UPDATE refresh_sessions SET current_hash = ?, last_used_at = ?, previous_hash = ?, \
              rotated_at = ?, sealed_successor = ? \
@@ -421,7 +438,8 @@ impl SessionStore for SqliteSessionStore {
         .bind(&session.current_hash.0[..])
         .bind(millis(now))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(lite)?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
@@ -432,8 +450,9 @@ impl SessionStore for SqliteSessionStore {
         .bind(session.id)
         .bind(millis(session.expires_at))
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .map_err(lite)?;
+        tx.commit().await.map_err(lite)?;
         Ok(true)
     }
 
@@ -452,7 +471,8 @@ impl SessionStore for SqliteSessionStore {
         .bind(user_id)
         .bind(millis(now))
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -473,7 +493,8 @@ impl SessionStore for SqliteSessionStore {
         .bind(keep)
         .bind(keep)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(lite)?;
         Ok(ended)
     }
 
@@ -490,28 +511,39 @@ impl SessionStore for SqliteSessionStore {
             .bind(user_id)
             .bind(millis(now))
             .fetch_all(&self.pool)
-            .await?
+            .await
+            .map_err(lite)?
             .into_iter()
             .map(Session::try_from)
             .collect()
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(lite)?;
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
             .bind(millis(now))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(lite)?;
         let done = sqlx::query("DELETE FROM refresh_sessions WHERE expires_at <= ?")
             .bind(millis(now))
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .await
+            .map_err(lite)?;
+        tx.commit().await.map_err(lite)?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(lite)?;
         Ok(())
     }
+}
+
+/// A failure of SQLite, mapped and counted.
+fn lite(err: sqlx::Error) -> StoreError {
+    StoreError::from_sql(Backend::Sqlite, err)
 }

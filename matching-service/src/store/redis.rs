@@ -18,6 +18,7 @@
 //! - `m:{user}` — the latest match (JSON `MatchInfo`), kept for a day.
 //! - `iid`, `iidn` — interest tag → small id.
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -67,11 +68,12 @@ impl std::fmt::Debug for RedisQueueStore {
 }
 
 fn map_err(err: RedisError) -> StoreError {
-    if err.is_io_error()
+    let unavailable = err.is_io_error()
         || err.is_timeout()
         || err.is_connection_refusal()
-        || err.is_connection_dropped()
-    {
+        || err.is_connection_dropped();
+    count_backend_error(Backend::Redis, unavailable);
+    if unavailable {
         StoreError::Unavailable(err.to_string())
     } else {
         StoreError::Backend(err.to_string())

@@ -19,6 +19,7 @@
 //! changes once visible. Every write is acknowledged by a majority with journaling
 //! (`w: majority, j: true`) before success is reported.
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,14 +60,19 @@ const WRITE_CONFLICT: i32 = 112;
 
 impl From<MongoError> for StoreError {
     fn from(err: MongoError) -> Self {
-        match err.kind.as_ref() {
+        let unavailable = matches!(
+            err.kind.as_ref(),
             ErrorKind::ServerSelection { .. }
-            | ErrorKind::Io(_)
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. }
-            | ErrorKind::Shutdown => StoreError::Unavailable(err.to_string()),
-            _ if is_transient(&err) => StoreError::Unavailable(err.to_string()),
-            _ => StoreError::Backend(err.to_string()),
+                | ErrorKind::Io(_)
+                | ErrorKind::ConnectionPoolCleared { .. }
+                | ErrorKind::DnsResolve { .. }
+                | ErrorKind::Shutdown
+        ) || is_transient(&err);
+        count_backend_error(Backend::MongoDb, unavailable);
+        if unavailable {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Backend(err.to_string())
         }
     }
 }
@@ -436,6 +442,7 @@ impl MongoMessageStore {
         tokio::time::timeout(self.operation_timeout, op)
             .await
             .unwrap_or_else(|_| {
+                count_backend_error(Backend::MongoDb, true);
                 Err(StoreError::Unavailable(format!(
                     "MongoDB did not answer within {:?}",
                     self.operation_timeout

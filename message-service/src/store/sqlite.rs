@@ -7,6 +7,7 @@
 //! appends is one such transaction, so it costs one commit (one fsync) however many
 //! messages it holds.
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::str::FromStr;
@@ -35,16 +36,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqli
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
+        let unavailable = match &err {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            | sqlx::Error::WorkerCrashed => true,
             // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: the database is overloaded.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
-                StoreError::Unavailable(err.to_string())
-            }
-            _ => StoreError::Backend(err.to_string()),
+            sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6")),
+            _ => false,
+        };
+        count_backend_error(Backend::Sqlite, unavailable);
+        if unavailable {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Backend(err.to_string())
         }
     }
 }

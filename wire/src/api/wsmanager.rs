@@ -92,6 +92,11 @@ pub struct RelayEnvelope {
     /// forget every remembered route.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub routes_reset: bool,
+    /// When the envelope was published, in microseconds since the Unix epoch (set by the
+    /// relay bus). The receiving handler measures relay lag from it; across machines the
+    /// figure includes their clock difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at_us: Option<u64>,
 }
 
 /// Answer of a heartbeat (`PUT /internal/handlers/{id}`, 200).

@@ -10,6 +10,7 @@
 //! from the prefix, which suits a single Redis server or a primary with replicas; on Redis
 //! Cluster every key would need the same hash tag (a prefix such as `{rc}`).
 
+use service_kit::telemetry::{Backend, count_backend_error};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -127,12 +128,13 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn redis_error(err: redis::RedisError) -> StoreError {
-    if err.is_io_error()
+    let unavailable = err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
-        || err.is_unrecoverable_error()
-    {
+        || err.is_unrecoverable_error();
+    count_backend_error(Backend::Redis, unavailable);
+    if unavailable {
         StoreError::Unavailable(err.to_string())
     } else {
         StoreError::Backend(err.to_string())
