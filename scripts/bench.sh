@@ -16,6 +16,10 @@
 #
 # Options:
 #   --storage memory|sqlite   server storage (default memory; `all` runs both)
+#   --cluster-messages mongodb|sqlite
+#                             `cluster`: message-service on the MongoDB wire server
+#                             (default) or on a SQLite file, to measure the rest of the
+#                             distributed form apart from that server
 #   --pairs N                 conversation pairs (default 100)
 #   --rate R                  conversation rate in msg/s, or findmax's first step (default 2000)
 #   --findmax                 search for the highest rate that holds (default for `all`)
@@ -47,12 +51,13 @@ case "$MODE" in
   *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 
-STORAGE=memory; PAIRS=100; RATE=2000; FINDMAX=0; DURATION=10; RECEIPTS=0
+STORAGE=memory; CLUSTER_MESSAGES=mongodb; PAIRS=100; RATE=2000; FINDMAX=0; DURATION=10; RECEIPTS=0
 CONNECTIONS=2000; PROCESSES=4; PER_USER=1; TICKETS=2000; NO_LOGIN=0; JSON=0; PIN=1
 PORT=18080; OUT=""; EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --storage) STORAGE=$2; shift ;;
+    --cluster-messages) CLUSTER_MESSAGES=$2; shift ;;
     --pairs) PAIRS=$2; shift ;;
     --rate) RATE=$2; shift ;;
     --findmax) FINDMAX=1 ;;
@@ -73,6 +78,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$STORAGE" in memory|sqlite) ;; *) echo "--storage is memory or sqlite" >&2; exit 2 ;; esac
+case "$CLUSTER_MESSAGES" in mongodb|sqlite) ;; *) echo "--cluster-messages is mongodb or sqlite" >&2; exit 2 ;; esac
 
 SRV=(); CLI=()
 if [ $PIN = 1 ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
@@ -191,6 +197,10 @@ cluster_findmax() { # $1 = pairs
   export RC_CLUSTER_REDIS_PORT=$((base + 20)) RC_CLUSTER_MONGODB_PORT=$((base + 21))
   export RC_CLUSTER_DYNAMODB_PORT=$((base + 22))
   export RC_CLUSTER_EXTRA_ENV="WSH_SEND_PER_SEC=1000000 WSH_SEND_BURST=1000000 WSH_FRAMES_PER_SEC=1000000 WSH_FRAMES_BURST=1000000 GATEWAY_RATE_PER_SECOND=1000000 GATEWAY_RATE_BURST=1000000"
+  if [ "$CLUSTER_MESSAGES" = sqlite ]; then
+    RC_CLUSTER_EXTRA_ENV+=" MESSAGE_DATABASE_URL=sqlite://$CLUSTER_DIR/messages.db?mode=rwc"
+  fi
+  echo "message-service stores on $CLUSTER_MESSAGES"
   RUST_LOG=${RUST_LOG:-warn} "${SRV[@]}" "$ROOT/scripts/cluster.sh" up >&2
   pids=$("$ROOT/scripts/cluster.sh" pids | awk '$1 != "postgres" {print $2}' | paste -sd,)
   echo "cluster processes (name pid): $("$ROOT/scripts/cluster.sh" pids | tr '\n' ' ')"

@@ -14,10 +14,10 @@ use wire::api::auth::{AuditEntry, RecordAudit};
 use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
-use crate::store::MessageStore;
 use crate::store::commit::GroupCommitter;
 use crate::store::mongo::MongoMessageStore;
 use crate::store::sqlite::SqliteMessageStore;
+use crate::store::{MessageStore, StoreError};
 
 /// Opens the store named by `settings`: SQLite (the embedded default) or MongoDB. For
 /// MongoDB it waits, retrying, until the server answers and the indexes exist, so that
@@ -62,7 +62,13 @@ struct Inner {
     ends: UserLimiter,
     /// Per-user limit on blocking.
     blocks: UserLimiter,
+    /// Participants by chat, for the answers of appends: they are fixed when a chat is
+    /// created, so an entry never goes stale. Bounded; least recently used first out.
+    participants: moka::sync::Cache<Uuid, Arc<[Uuid]>>,
 }
+
+/// Chats whose participants [`AppState::participants`] keeps in memory.
+const PARTICIPANTS_CACHED: u64 = 100_000;
 
 /// Stripes of [`AppState::report_lock`].
 const REPORT_LOCK_STRIPES: usize = 64;
@@ -102,6 +108,7 @@ impl AppState {
                 report_locks: (0..REPORT_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                participants: moka::sync::Cache::new(PARTICIPANTS_CACHED),
             }),
         }
     }
@@ -165,6 +172,22 @@ impl AppState {
             Some(auth) => auth.call::<RecordAudit>((), entry).await,
             None => Ok(()),
         }
+    }
+
+    /// The participants of chat `chat_id` (`None`: no such chat), from memory after the
+    /// first time.
+    pub async fn participants(&self, chat_id: Uuid) -> Result<Option<Arc<[Uuid]>>, StoreError> {
+        if let Some(participants) = self.inner.participants.get(&chat_id) {
+            return Ok(Some(participants));
+        }
+        let Some(chat) = self.store().chat(chat_id).await? else {
+            return Ok(None);
+        };
+        let participants: Arc<[Uuid]> = chat.chat.participants.into();
+        self.inner
+            .participants
+            .insert(chat_id, participants.clone());
+        Ok(Some(participants))
     }
 
     /// The store.

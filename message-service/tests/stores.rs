@@ -95,6 +95,7 @@ test_support::conformance! {
         one_client_msg_id_sent_at_once_is_stored_once,
         a_batch_gets_dense_seqs_per_chat_in_item_order,
         a_resend_within_a_batch_or_across_batches_returns_the_original,
+        a_large_batch_across_many_chats_keeps_seqs_and_resends,
         a_refused_item_of_a_batch_refuses_only_itself,
         an_ended_chat_refuses_its_new_items_of_a_batch_but_not_resends,
         concurrent_batches_get_dense_seqs,

@@ -132,11 +132,10 @@ pub async fn append(
         StatusCode::OK
     };
     let participants = state
-        .store()
-        .chat(id)
+        .participants(id)
         .await?
-        .map(|chat| chat.chat.participants)
-        .ok_or(MessageError::ChatNotFound)?;
+        .ok_or(MessageError::ChatNotFound)?
+        .to_vec();
     Ok((
         status,
         Json(AppendMessageResponse {
@@ -209,11 +208,7 @@ pub async fn append_batch(
                 let members = match participants.get(&chat_id) {
                     Some(members) => members.clone(),
                     None => {
-                        let members = state
-                            .store()
-                            .chat(chat_id)
-                            .await?
-                            .map(|c| c.chat.participants);
+                        let members = state.participants(chat_id).await?.map(|p| p.to_vec());
                         participants.insert(chat_id, members.clone());
                         members
                     }

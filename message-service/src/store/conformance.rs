@@ -897,6 +897,79 @@ pub async fn a_resend_within_a_batch_or_across_batches_returns_the_original(
     assert_eq!(store.chat(chat.id).await.unwrap().unwrap().chat.last_seq, 3);
 }
 
+/// A batch of 200 items across 80 chats (more than a store may put in one statement):
+/// seqs dense per chat in item order, and resends, of messages stored before and of this
+/// batch's own items far apart, get the originals.
+pub async fn a_large_batch_across_many_chats_keeps_seqs_and_resends(store: &dyn MessageStore) {
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let mut chats = Vec::new();
+    for _ in 0..80 {
+        chats.push(new_chat(store, &[a, b]).await.chat);
+    }
+    let earlier = store
+        .append(&message(chats[79].id, b, "earlier"))
+        .await
+        .unwrap();
+    let mut batch: Vec<NewMessage> = (0..190)
+        .map(|i| message(chats[i % 80].id, a, &format!("m{i}")))
+        .collect();
+    // Resends: of item 3 (same chat, same sender, same client id) and of `earlier`.
+    for _ in 0..5 {
+        batch.push(message(chats[3].id, a, "m3"));
+        batch.push(message(chats[79].id, b, "earlier"));
+    }
+    let mut created = vec![true; 190];
+    created.extend([false; 10]);
+    let written = stored(store.append_batch(&batch).await.unwrap(), &created);
+    for (i, m) in written.iter().take(190).enumerate() {
+        let turn = (i / 80) as u64 + 1;
+        let expected = if i % 80 == 79 { turn + 1 } else { turn };
+        assert_eq!((m.chat_id, m.seq), (chats[i % 80].id, expected), "item {i}");
+    }
+    for pair in written[190..].chunks(2) {
+        assert_eq!(pair[0], written[3]);
+        assert_eq!(pair[1], earlier.value);
+    }
+    assert_eq!(
+        store
+            .chat(chats[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .chat
+            .last_seq,
+        3
+    );
+    assert_eq!(
+        store
+            .chat(chats[79].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .chat
+            .last_seq,
+        3
+    );
+    assert_eq!(
+        store
+            .chat(chats[70].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .chat
+            .last_seq,
+        2
+    );
+    assert_eq!(
+        store
+            .messages_after(chats[79].id, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
 /// Items of a batch from a non-participant or to an unknown chat are refused alone: the
 /// other items are stored, and no seq is spent on the refused ones.
 pub async fn a_refused_item_of_a_batch_refuses_only_itself(store: &dyn MessageStore) {

@@ -9,7 +9,6 @@
 
 use service_kit::telemetry::{Backend, count_backend_error};
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -193,26 +192,6 @@ async fn load_chat(
     Ok(Some(StoredChat { chat, profiles }))
 }
 
-async fn message_by_client_id(
-    conn: &mut SqliteConnection,
-    chat_id: Uuid,
-    sender_id: Uuid,
-    client_msg_id: &str,
-) -> Result<Option<Message>, StoreError> {
-    sqlx::query(
-        "SELECT id, chat_id, seq, sender_id, client_msg_id, text, created_at FROM messages \
-         WHERE chat_id = ? AND sender_id = ? AND client_msg_id = ?",
-    )
-    .bind(chat_id)
-    .bind(sender_id)
-    .bind(client_msg_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .as_ref()
-    .map(message_of_row)
-    .transpose()
-}
-
 async fn blocked_pair(conn: &mut SqliteConnection, a: Uuid, b: Uuid) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM blocks WHERE (blocker_id = ? AND blocked_id = ?) \
@@ -236,57 +215,124 @@ struct ChatTurn {
     first_seq: i64,
 }
 
-/// The chat `id` as appends see it, read on `conn`; `None` when there is no such chat.
-async fn chat_turn(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<ChatTurn>, StoreError> {
-    let Some(row) = sqlx::query("SELECT ended_at, last_seq FROM chats WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let last_seq: i64 = row.try_get("last_seq")?;
-    let participants: Vec<Uuid> =
-        sqlx::query_scalar("SELECT user_id FROM chat_participants WHERE chat_id = ?")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(Some(ChatTurn {
-        participants,
-        ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
-        last_seq,
-        first_seq: last_seq,
-    }))
+/// Items per statement of a batch's set queries: 7 bound values per message keeps a
+/// statement far below SQLite's limit on bound variables, whatever the batch cap.
+const SET_CHUNK: usize = 64;
+
+/// The chats `ids` as appends see them, read on `conn` (one query for the chats and one for
+/// their participants per [`SET_CHUNK`] chats); a chat that does not exist is absent.
+async fn chat_turns(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ChatTurn>, StoreError> {
+    let mut turns = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(SET_CHUNK) {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT id, ended_at, last_seq FROM chats WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            let last_seq: i64 = row.try_get("last_seq")?;
+            turns.insert(
+                row.try_get::<Uuid, _>("id")?,
+                ChatTurn {
+                    participants: Vec::new(),
+                    ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
+                    last_seq,
+                    first_seq: last_seq,
+                },
+            );
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT chat_id, user_id FROM chat_participants WHERE chat_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *conn).await? {
+            if let Some(turn) = turns.get_mut(&row.try_get::<Uuid, _>("chat_id")?) {
+                turn.participants.push(row.try_get("user_id")?);
+            }
+        }
+    }
+    Ok(turns)
 }
 
-/// Appends `batch` in order on `conn`, which holds the write lock (`BEGIN IMMEDIATE`):
-/// per item the resend check, the participant and end checks, the next seq and the
-/// insert; then one counter update per chat. The outer error is a database failure (the
-/// caller rolls back); refusals are per item and write nothing.
+/// A message's identity for resends: chat, sender, client id.
+type ResendKey = (Uuid, Uuid, String);
+
+/// The messages of `batch` already stored (resends), found on `conn` with one query per
+/// [`SET_CHUNK`] items.
+async fn stored_resends(
+    conn: &mut SqliteConnection,
+    batch: &[NewMessage],
+) -> Result<HashMap<ResendKey, Message>, StoreError> {
+    let mut stored = HashMap::new();
+    for chunk in batch.chunks(SET_CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, chat_id, seq, sender_id, client_msg_id, text, created_at FROM messages WHERE ",
+        );
+        for (i, new) in chunk.iter().enumerate() {
+            query
+                .push(if i == 0 {
+                    "(chat_id = "
+                } else {
+                    " OR (chat_id = "
+                })
+                .push_bind(new.chat_id)
+                .push(" AND sender_id = ")
+                .push_bind(new.sender_id)
+                .push(" AND client_msg_id = ")
+                .push_bind(&new.client_msg_id)
+                .push(")");
+        }
+        for row in query.build().fetch_all(&mut *conn).await? {
+            let message = message_of_row(&row)?;
+            let key = (
+                message.chat_id,
+                message.sender_id,
+                message.client_msg_id.clone(),
+            );
+            stored.insert(key, message);
+        }
+    }
+    Ok(stored)
+}
+
+/// Appends `batch` in order on `conn`, which holds the write lock (`BEGIN IMMEDIATE`).
+/// Set-based, so a batch costs a handful of statements however many messages it holds:
+/// the resends already stored, the chats' state and participants, then per item (in
+/// memory) the resend check (including this batch's own earlier items), the participant
+/// and end checks and the next seq; then one multi-row insert and one counter update.
+/// The outer error is a database failure (the caller rolls back); refusals are per item
+/// and write nothing.
 async fn append_all(
     conn: &mut SqliteConnection,
     batch: &[NewMessage],
 ) -> Result<Vec<AppendOutcome>, StoreError> {
-    let mut chats: HashMap<Uuid, Option<ChatTurn>> = HashMap::new();
+    let mut known = stored_resends(conn, batch).await?;
+    let mut chat_ids: Vec<Uuid> = batch.iter().map(|new| new.chat_id).collect();
+    chat_ids.sort_unstable();
+    chat_ids.dedup();
+    let mut turns = chat_turns(conn, &chat_ids).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut inserts: Vec<Message> = Vec::with_capacity(batch.len());
     for new in batch {
-        // Under the write lock, and after this batch's own inserts: a resend is found
-        // here, never appended twice.
-        if let Some(existing) =
-            message_by_client_id(conn, new.chat_id, new.sender_id, &new.client_msg_id).await?
-        {
+        let key = (new.chat_id, new.sender_id, new.client_msg_id.clone());
+        if let Some(existing) = known.get(&key) {
             outcomes.push(Ok(Written {
-                value: existing,
+                value: existing.clone(),
                 created: false,
             }));
             continue;
         }
-        let turn = match chats.entry(new.chat_id) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => entry.insert(chat_turn(conn, new.chat_id).await?),
-        };
-        let Some(turn) = turn
-            .as_mut()
+        let Some(turn) = turns
+            .get_mut(&new.chat_id)
             .filter(|t| t.participants.contains(&new.sender_id))
         else {
             outcomes.push(Err(StoreError::ChatNotFound));
@@ -296,42 +342,59 @@ async fn append_all(
             outcomes.push(Err(StoreError::ChatEnded));
             continue;
         }
-        let seq = turn.last_seq + 1;
-        sqlx::query(
-            "INSERT INTO messages (id, chat_id, seq, sender_id, client_msg_id, text, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id)
-        .bind(new.chat_id)
-        .bind(seq)
-        .bind(new.sender_id)
-        .bind(&new.client_msg_id)
-        .bind(&new.text)
-        .bind(to_millis(new.created_at))
-        .execute(&mut *conn)
-        .await?;
-        turn.last_seq = seq;
+        turn.last_seq += 1;
+        let message = Message {
+            id: new.id,
+            chat_id: new.chat_id,
+            seq: to_u64(turn.last_seq, "seq")?,
+            sender_id: new.sender_id,
+            client_msg_id: new.client_msg_id.clone(),
+            text: new.text.clone(),
+            created_at: new.created_at,
+        };
+        known.insert(key, message.clone());
+        inserts.push(message.clone());
         outcomes.push(Ok(Written {
-            value: Message {
-                id: new.id,
-                chat_id: new.chat_id,
-                seq: to_u64(seq, "seq")?,
-                sender_id: new.sender_id,
-                client_msg_id: new.client_msg_id.clone(),
-                text: new.text.clone(),
-                created_at: new.created_at,
-            },
+            value: message,
             created: true,
         }));
     }
-    for (id, turn) in &chats {
-        if let Some(turn) = turn.as_ref().filter(|t| t.last_seq != t.first_seq) {
-            sqlx::query("UPDATE chats SET last_seq = ? WHERE id = ?")
-                .bind(turn.last_seq)
-                .bind(*id)
-                .execute(&mut *conn)
-                .await?;
+    for chunk in inserts.chunks(SET_CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, chat_id, seq, sender_id, client_msg_id, text, created_at) ",
+        );
+        query.push_values(chunk, |mut row, message| {
+            row.push_bind(message.id)
+                .push_bind(message.chat_id)
+                .push_bind(to_i64(message.seq))
+                .push_bind(message.sender_id)
+                .push_bind(&message.client_msg_id)
+                .push_bind(&message.text)
+                .push_bind(to_millis(message.created_at));
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    let advanced: Vec<(Uuid, i64)> = turns
+        .iter()
+        .filter(|(_, t)| t.last_seq != t.first_seq)
+        .map(|(id, t)| (*id, t.last_seq))
+        .collect();
+    for chunk in advanced.chunks(SET_CHUNK) {
+        let mut query = QueryBuilder::<Sqlite>::new("UPDATE chats SET last_seq = CASE id");
+        for (id, last_seq) in chunk {
+            query
+                .push(" WHEN ")
+                .push_bind(*id)
+                .push(" THEN ")
+                .push_bind(*last_seq);
         }
+        query.push(" END WHERE id IN (");
+        let mut list = query.separated(", ");
+        for (id, _) in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
     }
     Ok(outcomes)
 }
