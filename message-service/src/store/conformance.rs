@@ -930,36 +930,10 @@ pub async fn a_large_batch_across_many_chats_keeps_seqs_and_resends(store: &dyn 
         assert_eq!(pair[0], written[3]);
         assert_eq!(pair[1], earlier.value);
     }
-    assert_eq!(
-        store
-            .chat(chats[0].id)
-            .await
-            .unwrap()
-            .unwrap()
-            .chat
-            .last_seq,
-        3
-    );
-    assert_eq!(
-        store
-            .chat(chats[79].id)
-            .await
-            .unwrap()
-            .unwrap()
-            .chat
-            .last_seq,
-        3
-    );
-    assert_eq!(
-        store
-            .chat(chats[70].id)
-            .await
-            .unwrap()
-            .unwrap()
-            .chat
-            .last_seq,
-        2
-    );
+    for (chat, last_seq) in [(0, 3), (79, 3), (70, 2)] {
+        let stored = store.chat(chats[chat].id).await.unwrap().unwrap();
+        assert_eq!(stored.chat.last_seq, last_seq, "chat {chat}");
+    }
     assert_eq!(
         store
             .messages_after(chats[79].id, 0, 10)

@@ -215,6 +215,14 @@ struct ChatTurn {
     first_seq: i64,
 }
 
+/// Appends `ids` to `query` as a comma-separated list of bound values (inside `IN (...)`).
+fn push_ids(query: &mut QueryBuilder<Sqlite>, ids: impl IntoIterator<Item = Uuid>) {
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+}
+
 /// Items per statement of a batch's set queries: 7 bound values per message keeps a
 /// statement far below SQLite's limit on bound variables, whatever the batch cap.
 const SET_CHUNK: usize = 64;
@@ -229,10 +237,7 @@ async fn chat_turns(
     for chunk in ids.chunks(SET_CHUNK) {
         let mut query =
             QueryBuilder::<Sqlite>::new("SELECT id, ended_at, last_seq FROM chats WHERE id IN (");
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
+        push_ids(&mut query, chunk.iter().copied());
         query.push(")");
         for row in query.build().fetch_all(&mut *conn).await? {
             let last_seq: i64 = row.try_get("last_seq")?;
@@ -249,10 +254,7 @@ async fn chat_turns(
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT chat_id, user_id FROM chat_participants WHERE chat_id IN (",
         );
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
+        push_ids(&mut query, chunk.iter().copied());
         query.push(")");
         for row in query.build().fetch_all(&mut *conn).await? {
             if let Some(turn) = turns.get_mut(&row.try_get::<Uuid, _>("chat_id")?) {
@@ -389,10 +391,7 @@ async fn append_all(
                 .push_bind(*last_seq);
         }
         query.push(" END WHERE id IN (");
-        let mut list = query.separated(", ");
-        for (id, _) in chunk {
-            list.push_bind(*id);
-        }
+        push_ids(&mut query, chunk.iter().map(|(id, _)| *id));
         query.push(")");
         query.build().execute(&mut *conn).await?;
     }
@@ -819,10 +818,7 @@ impl MessageStore for SqliteMessageStore {
             "SELECT chat_id, user_id, delivered_seq, delivered_at, read_seq, read_at \
              FROM chat_participants WHERE chat_id IN (",
         );
-        let mut ids = query.separated(", ");
-        for c in chats {
-            ids.push_bind(c.chat.id);
-        }
+        push_ids(&mut query, chats.iter().map(|c| c.chat.id));
         query.push(") ORDER BY chat_id, position");
         for row in query.build().fetch_all(&self.pool).await? {
             let chat_id: Uuid = row.try_get("chat_id")?;
@@ -855,10 +851,7 @@ impl MessageStore for SqliteMessageStore {
              AND m.sender_id <> p.user_id WHERE p.user_id = ",
         );
         query.push_bind(viewer).push(" AND p.chat_id IN (");
-        let mut ids = query.separated(", ");
-        for c in chats {
-            ids.push_bind(c.chat.id);
-        }
+        push_ids(&mut query, chats.iter().map(|c| c.chat.id));
         query.push(") GROUP BY p.chat_id");
         for row in query.build().fetch_all(&self.pool).await? {
             let chat_id: Uuid = row.try_get("chat_id")?;
