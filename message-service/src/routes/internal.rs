@@ -2,7 +2,7 @@
 //! credential. Bodies are in `wire::api::message`.
 
 use service_kit::error::{ApiError, ErrorCode};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::State;
@@ -192,7 +192,6 @@ pub async fn append_batch(
         .into_iter()
         .map(Some)
         .collect();
-    let mut participants: HashMap<Uuid, Option<Vec<Uuid>>> = HashMap::new();
     let mut results = Vec::with_capacity(slots.len());
     for slot in slots {
         let stored = slot.and_then(|i| {
@@ -203,25 +202,14 @@ pub async fn append_batch(
                 .map_err(MessageError::from)
         });
         let outcome = match stored {
-            Ok(written) => {
-                let chat_id = written.value.chat_id;
-                let members = match participants.get(&chat_id) {
-                    Some(members) => members.clone(),
-                    None => {
-                        let members = state.participants(chat_id).await?.map(|p| p.to_vec());
-                        participants.insert(chat_id, members.clone());
-                        members
-                    }
-                };
-                match members {
-                    Some(participants) => AppendOutcome::Stored(AppendMessageResponse {
-                        message: written.value,
-                        created: written.created,
-                        participants,
-                    }),
-                    None => refused(MessageError::ChatNotFound),
-                }
-            }
+            Ok(written) => match state.participants(written.value.chat_id).await? {
+                Some(participants) => AppendOutcome::Stored(AppendMessageResponse {
+                    message: written.value,
+                    created: written.created,
+                    participants: participants.to_vec(),
+                }),
+                None => refused(MessageError::ChatNotFound),
+            },
             Err(err) => refused(err),
         };
         results.push(outcome);
