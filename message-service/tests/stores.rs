@@ -1,9 +1,9 @@
 //! The store conformance suite (one test per case and backend), the one-client-message-id
 //! stampede across two instances, the interleaving property (straight to the store and
 //! through the group committer) and the group committer's batching and failure handling
-//! on every backend: SQLite always (a temporary file and in memory), MongoDB when
-//! `MONGODB_URL` is set (each test on a fresh database, dropped afterwards, also when it
-//! panics).
+//! on every backend: SQLite always (a temporary file and in memory), the in-memory store
+//! always, MongoDB when `MONGODB_URL` is set (each test on a fresh database, dropped
+//! afterwards, also when it panics).
 
 mod support;
 
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use message_service::store::commit::GroupCommitter;
 use message_service::store::conformance::{self, message, new_chat};
+use message_service::store::memory::MemoryMessageStore;
 use message_service::store::mongo::MongoMessageStore;
 use message_service::store::sqlite::SqliteMessageStore;
 use message_service::store::{MessageStore, NewMessage, StoreError, Written};
@@ -59,6 +60,14 @@ async fn sqlite_in_memory() -> Option<Fixture> {
     })
 }
 
+async fn memory() -> Option<Fixture> {
+    Some(Fixture {
+        store: Arc::new(MemoryMessageStore::new()),
+        _dir: None,
+        _cleanup: Cleanup::none(),
+    })
+}
+
 async fn mongodb() -> Option<Fixture> {
     let db = MongoDb::create().await?;
     // Creating the indexes again is a no-op.
@@ -72,7 +81,7 @@ async fn mongodb() -> Option<Fixture> {
 
 test_support::conformance! {
     cases: conformance,
-    backends: { sqlite_file => sqlite_file(), sqlite_in_memory => sqlite_in_memory(), mongodb => mongodb() },
+    backends: { sqlite_file => sqlite_file(), sqlite_in_memory => sqlite_in_memory(), memory => memory(), mongodb => mongodb() },
     tests: [
         the_store_answers,
         a_created_chat_reads_back_with_its_profiles,
@@ -123,6 +132,31 @@ async fn mongodb_a_thousand_concurrent_resends_store_one_message() {
     assert_eq!(outcome.answers.len(), STAMPEDE);
     conformance::assert_one_message(&outcome);
     db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_thousand_concurrent_resends_store_one_message() {
+    let store: Arc<dyn MessageStore> = Arc::new(MemoryMessageStore::new());
+    let stores = [store.clone(), store];
+    let outcome = conformance::same_client_msg_id_across(&stores, STAMPEDE).await;
+    assert_eq!(outcome.answers.len(), STAMPEDE);
+    conformance::assert_one_message(&outcome);
+}
+
+#[test]
+fn memory_interleavings_keep_seqs_dense_and_status_monotonic() {
+    let runtime = property::runtime();
+    property::check_interleavings(&runtime, Arc::new(MemoryMessageStore::new()), 64);
+}
+
+#[test]
+fn memory_interleavings_through_the_committer_keep_seqs_dense_and_status_monotonic() {
+    let runtime = property::runtime();
+    property::check_interleavings_through_committer(
+        &runtime,
+        Arc::new(MemoryMessageStore::new()),
+        64,
+    );
 }
 
 #[test]
@@ -417,6 +451,54 @@ async fn mongodb_appends_queued_during_a_commit_share_the_next_batch() {
         return;
     };
     appends_queued_during_a_commit_share_the_next_batch(fixture.store.clone()).await;
+}
+
+#[tokio::test]
+async fn memory_appends_queued_during_a_commit_share_the_next_batch() {
+    let fixture = memory().await.expect("memory");
+    appends_queued_during_a_commit_share_the_next_batch(fixture.store.clone()).await;
+}
+
+#[tokio::test]
+async fn memory_a_batch_that_fails_to_commit_acks_nobody() {
+    let fixture = memory().await.expect("memory");
+    a_batch_that_fails_to_commit_acks_nobody(fixture.store.clone()).await;
+}
+
+/// A batch of the in-memory store that fails part-way (its third item reuses a stored
+/// message's id) stores nothing of it, not even the items before the failing one; the
+/// retry with a fresh id stores each message once.
+#[tokio::test]
+async fn memory_a_batch_failing_part_way_stores_nothing_of_it() {
+    let store = MemoryMessageStore::new();
+    let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
+    let chat = new_chat(&store, &[a, b]).await.chat.id;
+    let first = store.append(&message(chat, a, "first")).await.unwrap().value;
+    let mut batch = vec![
+        message(chat, a, "x1"),
+        message(chat, b, "x2"),
+        message(chat, a, "x3"),
+    ];
+    batch[2].id = first.id;
+    let failed = store.append_batch(&batch).await;
+    assert!(
+        matches!(failed, Err(StoreError::Backend(_))),
+        "{failed:?}"
+    );
+    assert_eq!(stored_seqs(&store, chat).await, vec![1]);
+    assert_eq!(store.chat(chat).await.unwrap().unwrap().chat.last_seq, 1);
+    batch[2].id = Uuid::new_v4();
+    let outcomes = store.append_batch(&batch).await.unwrap();
+    let seqs: Vec<u64> = outcomes
+        .into_iter()
+        .map(|o| {
+            let written = o.unwrap();
+            assert!(written.created);
+            written.value.seq
+        })
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4]);
+    assert_eq!(stored_seqs(&store, chat).await, vec![1, 2, 3, 4]);
 }
 
 #[tokio::test]

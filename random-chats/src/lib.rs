@@ -148,13 +148,21 @@ impl Platform {
         let ws_manager_client =
             internal("ws-manager", &ws_manager).with_direct(ws_manager::routes::direct(wsm_state));
 
-        let message_store = message_service::store::sqlite::SqliteMessageStore::open(
-            &config.sqlite_url("messages.db"),
-        )
-        .await
-        .context("opening the message store")?;
+        // In memory, messages skip SQLite altogether: a batch of appends is one short
+        // critical section instead of statements handed to a database thread.
+        let message_store: Arc<dyn message_service::store::MessageStore> = match config.data_dir
+        {
+            Some(_) => Arc::new(
+                message_service::store::sqlite::SqliteMessageStore::open(
+                    &config.sqlite_url("messages.db"),
+                )
+                .await
+                .context("opening the message store")?,
+            ),
+            None => Arc::new(message_service::store::memory::MemoryMessageStore::new()),
+        };
         let message_state = message_service::AppState::new(
-            Arc::new(message_store),
+            message_store,
             verifier.clone(),
             credential.clone(),
             Some(ws_manager_client.clone()),

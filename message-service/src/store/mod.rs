@@ -3,6 +3,7 @@
 //!
 //! - [`sqlite`] — the embedded default, one SQLite file.
 //! - [`mongo`] — MongoDB.
+//! - [`memory`] — this process's memory: the one-process form's `--in-memory` mode.
 //! - [`commit`] — group commit: concurrent appends share one transaction.
 //! - `conformance` (tests, or the `conformance` feature) — the one test suite every implementation must pass.
 //!
@@ -22,6 +23,7 @@
 pub mod commit;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod memory;
 pub mod mongo;
 pub mod sqlite;
 
