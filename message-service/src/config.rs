@@ -17,7 +17,8 @@ pub struct Settings {
     #[arg(long, env = "MESSAGE_LISTEN", default_value = "127.0.0.1:8082", value_parser = service_kit::config::parse_listen)]
     pub listen: SocketAddr,
 
-    /// Database: a `sqlite:` URL (embedded) or a `mongodb://` / `mongodb+srv://` URL.
+    /// Database: a `sqlite:` URL (embedded; `sqlite::memory:` keeps everything in this
+    /// process's memory, lost on exit) or a `mongodb://` / `mongodb+srv://` URL.
     #[arg(
         long,
         env = "MESSAGE_DATABASE_URL",

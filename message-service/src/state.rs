@@ -15,11 +15,13 @@ use wire::api::message::Chat;
 
 use crate::config::{MessageConfig, Settings};
 use crate::store::commit::GroupCommitter;
+use crate::store::memory::MemoryMessageStore;
 use crate::store::mongo::MongoMessageStore;
 use crate::store::sqlite::SqliteMessageStore;
 use crate::store::{MessageStore, StoreError};
 
-/// Opens the store named by `settings`: SQLite (the embedded default) or MongoDB. For
+/// Opens the store named by `settings`: SQLite (the embedded default), this process's
+/// memory (`sqlite::memory:`, lost on exit) or MongoDB. For
 /// MongoDB it waits, retrying, until the server answers and the indexes exist, so that
 /// the service can start before its backend.
 pub async fn store_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn MessageStore>> {
@@ -30,6 +32,8 @@ pub async fn store_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn 
             .with_operation_timeout(Duration::from_secs(settings.mongodb_timeout_secs.max(1)));
         service_kit::telemetry::retry_until_ok("MongoDB indexes", || store.ensure_indexes()).await;
         Ok(Arc::new(store))
+    } else if crate::store::sqlite::is_in_memory(&settings.database_url) {
+        Ok(Arc::new(MemoryMessageStore::new()))
     } else {
         let store = SqliteMessageStore::open(&settings.database_url)
             .await

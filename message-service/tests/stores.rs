@@ -1,9 +1,9 @@
 //! The store conformance suite (one test per case and backend), the one-client-message-id
 //! stampede across two instances, the interleaving property (straight to the store and
 //! through the group committer) and the group committer's batching and failure handling
-//! on every backend: SQLite always (a temporary file and in memory), the in-memory store
-//! always, MongoDB when `MONGODB_URL` is set (each test on a fresh database, dropped
-//! afterwards, also when it panics).
+//! on every backend: SQLite (a temporary file) and the in-memory store always, MongoDB
+//! when `MONGODB_URL` is set (each test on a fresh database, dropped afterwards, also when
+//! it panics).
 
 mod support;
 
@@ -16,7 +16,6 @@ use message_service::store::commit::GroupCommitter;
 use message_service::store::conformance::{self, message, new_chat};
 use message_service::store::memory::MemoryMessageStore;
 use message_service::store::mongo::MongoMessageStore;
-use message_service::store::sqlite::SqliteMessageStore;
 use message_service::store::{MessageStore, NewMessage, StoreError, Written};
 use support::controlled::Controlled;
 use support::{MongoDb, TempDir, property};
@@ -51,15 +50,6 @@ async fn sqlite_file() -> Option<Fixture> {
     })
 }
 
-async fn sqlite_in_memory() -> Option<Fixture> {
-    let store = SqliteMessageStore::open("sqlite::memory:").await.unwrap();
-    Some(Fixture {
-        store: Arc::new(store),
-        _dir: None,
-        _cleanup: Cleanup::none(),
-    })
-}
-
 async fn memory() -> Option<Fixture> {
     Some(Fixture {
         store: Arc::new(MemoryMessageStore::new()),
@@ -81,7 +71,7 @@ async fn mongodb() -> Option<Fixture> {
 
 test_support::conformance! {
     cases: conformance,
-    backends: { sqlite_file => sqlite_file(), sqlite_in_memory => sqlite_in_memory(), memory => memory(), mongodb => mongodb() },
+    backends: { sqlite_file => sqlite_file(), memory => memory(), mongodb => mongodb() },
     tests: [
         the_store_answers,
         a_created_chat_reads_back_with_its_profiles,
@@ -473,7 +463,11 @@ async fn memory_a_batch_failing_part_way_stores_nothing_of_it() {
     let store = MemoryMessageStore::new();
     let [a, b] = [Uuid::new_v4(), Uuid::new_v4()];
     let chat = new_chat(&store, &[a, b]).await.chat.id;
-    let first = store.append(&message(chat, a, "first")).await.unwrap().value;
+    let first = store
+        .append(&message(chat, a, "first"))
+        .await
+        .unwrap()
+        .value;
     let mut batch = vec![
         message(chat, a, "x1"),
         message(chat, b, "x2"),
@@ -481,10 +475,7 @@ async fn memory_a_batch_failing_part_way_stores_nothing_of_it() {
     ];
     batch[2].id = first.id;
     let failed = store.append_batch(&batch).await;
-    assert!(
-        matches!(failed, Err(StoreError::Backend(_))),
-        "{failed:?}"
-    );
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
     assert_eq!(stored_seqs(&store, chat).await, vec![1]);
     assert_eq!(store.chat(chat).await.unwrap().unwrap().chat.last_seq, 1);
     batch[2].id = Uuid::new_v4();

@@ -150,8 +150,7 @@ impl Platform {
 
         // In memory, messages skip SQLite altogether: a batch of appends is one short
         // critical section instead of statements handed to a database thread.
-        let message_store: Arc<dyn message_service::store::MessageStore> = match config.data_dir
-        {
+        let message_store: Arc<dyn message_service::store::MessageStore> = match config.data_dir {
             Some(_) => Arc::new(
                 message_service::store::sqlite::SqliteMessageStore::open(
                     &config.sqlite_url("messages.db"),

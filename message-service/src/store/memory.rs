@@ -1,5 +1,6 @@
-//! The in-memory backend of the one-process form's `--in-memory` mode: every chat,
-//! message, block and report in this process's memory behind one lock, lost on exit.
+//! The in-memory backend (the one-process form's `--in-memory` mode, or
+//! `sqlite::memory:` as message-service's database URL): every chat, message, block and
+//! report in this process's memory behind one lock, lost on exit.
 //!
 //! Each operation takes the lock once, does its work without waiting on anything and
 //! releases it, so a whole batch of appends is one short critical section on the caller's
@@ -19,9 +20,8 @@ use wire::api::message::{
 };
 
 use super::{
-    AppendOutcome, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage,
-    StoreError, StoredChat, WatermarkMark, Written, from_millis, to_millis,
-    watermark_targets,
+    AppendOutcome, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
+    StoredChat, WatermarkMark, Written, from_millis, to_millis, watermark_targets,
 };
 
 /// Chats, messages, blocks and reports in this process's memory.
@@ -171,9 +171,7 @@ impl State {
                     new.id
                 )));
             }
-            let seq = next_seq
-                .entry(new.chat_id)
-                .or_insert(entry.chat().last_seq);
+            let seq = next_seq.entry(new.chat_id).or_insert(entry.chat().last_seq);
             *seq += 1;
             let message = Message {
                 id: new.id,
@@ -550,15 +548,12 @@ impl MessageStore for MemoryMessageStore {
                     return ChatDigest::default();
                 };
                 let last_seq = chat.chat.last_seq;
-                let read_seq = entry
-                    .position(viewer)
-                    .map(|i| entry.watermarks[i].read_seq);
+                let read_seq = entry.position(viewer).map(|i| entry.watermarks[i].read_seq);
                 ChatDigest {
                     last_message: entry.message(last_seq).cloned(),
                     watermarks: entry.watermarks.clone(),
                     last_marks: entry.first_moves_past(last_seq, true),
-                    unread_count: read_seq
-                        .map_or(0, |read| count_from_others(entry, viewer, read)),
+                    unread_count: read_seq.map_or(0, |read| count_from_others(entry, viewer, read)),
                 }
             })
             .collect())
@@ -649,9 +644,7 @@ impl MessageStore for MemoryMessageStore {
             let dismissed = resolution
                 .as_ref()
                 .is_some_and(|r| r.outcome == ReportOutcome::Dismissed);
-            if report.created_at >= since
-                && !dismissed
-                && !reporters.contains(&report.reporter_id)
+            if report.created_at >= since && !dismissed && !reporters.contains(&report.reporter_id)
             {
                 reporters.push(report.reporter_id);
             }

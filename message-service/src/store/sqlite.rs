@@ -5,10 +5,16 @@
 //! timeout) instead of failing on a stale snapshot, and the per-chat counter is read and
 //! bumped with no other writer in between, so sequence numbers have no gaps. A batch of
 //! appends is one such transaction, so it costs one commit (one fsync) however many
-//! messages it holds.
+//! messages it holds; it runs whole on a thread of its own ([`append`]), everything else
+//! through sqlx.
+//!
+//! The store needs a file: an in-memory SQLite database lives in one connection, and the
+//! append thread has its own. `sqlite::memory:` selects [`super::memory`] instead
+//! ([`crate::state::store_from_settings`]).
+
+mod append;
 
 use service_kit::telemetry::{Backend, count_backend_error};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -75,7 +81,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
     }
-    let in_memory = options.get_filename().as_os_str() == ":memory:" || url.contains(":memory:");
+    let in_memory = options.get_filename().as_os_str() == ":memory:" || is_in_memory(url);
     let file = options.get_filename().to_owned();
     let pool = SqlitePoolOptions::new()
         // An in-memory database lives and dies with its one connection.
@@ -99,21 +105,35 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
     Ok(pool)
 }
 
+/// Whether `url` names an in-memory SQLite database.
+pub fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 /// Chats, messages, blocks and reports in SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteMessageStore {
     pool: SqlitePool,
+    /// Runs each batch of appends whole on its own connection.
+    appender: append::Appender,
 }
 
 impl SqliteMessageStore {
-    /// A store on an open, migrated pool (see [`connect`]).
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
-    }
-
-    /// Opens the database at `url` (see [`connect`]).
+    /// Opens the database file at `url` (see [`connect`]; an in-memory URL is refused, see
+    /// the module's documentation).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::new(connect(url).await?))
+        if is_in_memory(url) {
+            return Err(StoreError::Backend(
+                "the SQLite message store needs a file; `sqlite::memory:` is the in-memory store"
+                    .to_owned(),
+            ));
+        }
+        let pool = connect(url).await?;
+        let file = pool.connect_options().get_filename().to_owned();
+        let appender = tokio::task::spawn_blocking(move || append::Appender::open(&file))
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the append connection: {e}")))??;
+        Ok(Self { pool, appender })
     }
 
     async fn begin_immediate(
@@ -206,196 +226,12 @@ async fn blocked_pair(conn: &mut SqliteConnection, a: Uuid, b: Uuid) -> Result<b
     Ok(found.is_some())
 }
 
-/// What the appends of one batch need of a chat, read once per batch: its participants,
-/// whether it ended, and its counter as the batch moves it.
-struct ChatTurn {
-    participants: Vec<Uuid>,
-    ended: bool,
-    last_seq: i64,
-    first_seq: i64,
-}
-
 /// Appends `ids` to `query` as a comma-separated list of bound values (inside `IN (...)`).
 fn push_ids(query: &mut QueryBuilder<Sqlite>, ids: impl IntoIterator<Item = Uuid>) {
     let mut list = query.separated(", ");
     for id in ids {
         list.push_bind(id);
     }
-}
-
-/// Items per statement of a batch's set queries: 7 bound values per message keeps a
-/// statement far below SQLite's limit on bound variables, whatever the batch cap.
-const SET_CHUNK: usize = 64;
-
-/// The chats `ids` as appends see them, read on `conn` (one query for the chats and one for
-/// their participants per [`SET_CHUNK`] chats); a chat that does not exist is absent.
-async fn chat_turns(
-    conn: &mut SqliteConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, ChatTurn>, StoreError> {
-    let mut turns = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(SET_CHUNK) {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT id, ended_at, last_seq FROM chats WHERE id IN (");
-        push_ids(&mut query, chunk.iter().copied());
-        query.push(")");
-        for row in query.build().fetch_all(&mut *conn).await? {
-            let last_seq: i64 = row.try_get("last_seq")?;
-            turns.insert(
-                row.try_get::<Uuid, _>("id")?,
-                ChatTurn {
-                    participants: Vec::new(),
-                    ended: row.try_get::<Option<i64>, _>("ended_at")?.is_some(),
-                    last_seq,
-                    first_seq: last_seq,
-                },
-            );
-        }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT chat_id, user_id FROM chat_participants WHERE chat_id IN (",
-        );
-        push_ids(&mut query, chunk.iter().copied());
-        query.push(")");
-        for row in query.build().fetch_all(&mut *conn).await? {
-            if let Some(turn) = turns.get_mut(&row.try_get::<Uuid, _>("chat_id")?) {
-                turn.participants.push(row.try_get("user_id")?);
-            }
-        }
-    }
-    Ok(turns)
-}
-
-/// A message's identity for resends: chat, sender, client id.
-type ResendKey = (Uuid, Uuid, String);
-
-/// The messages of `batch` already stored (resends), found on `conn` with one query per
-/// [`SET_CHUNK`] items.
-async fn stored_resends(
-    conn: &mut SqliteConnection,
-    batch: &[NewMessage],
-) -> Result<HashMap<ResendKey, Message>, StoreError> {
-    let mut stored = HashMap::new();
-    for chunk in batch.chunks(SET_CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT id, chat_id, seq, sender_id, client_msg_id, text, created_at FROM messages WHERE ",
-        );
-        for (i, new) in chunk.iter().enumerate() {
-            query
-                .push(if i == 0 {
-                    "(chat_id = "
-                } else {
-                    " OR (chat_id = "
-                })
-                .push_bind(new.chat_id)
-                .push(" AND sender_id = ")
-                .push_bind(new.sender_id)
-                .push(" AND client_msg_id = ")
-                .push_bind(&new.client_msg_id)
-                .push(")");
-        }
-        for row in query.build().fetch_all(&mut *conn).await? {
-            let message = message_of_row(&row)?;
-            let key = (
-                message.chat_id,
-                message.sender_id,
-                message.client_msg_id.clone(),
-            );
-            stored.insert(key, message);
-        }
-    }
-    Ok(stored)
-}
-
-/// Appends `batch` in order on `conn`, which holds the write lock (`BEGIN IMMEDIATE`).
-/// Set-based, so a batch costs a handful of statements however many messages it holds:
-/// the resends already stored, the chats' state and participants, then per item (in
-/// memory) the resend check (including this batch's own earlier items), the participant
-/// and end checks and the next seq; then one multi-row insert and one counter update.
-/// The outer error is a database failure (the caller rolls back); refusals are per item
-/// and write nothing.
-async fn append_all(
-    conn: &mut SqliteConnection,
-    batch: &[NewMessage],
-) -> Result<Vec<AppendOutcome>, StoreError> {
-    let mut known = stored_resends(conn, batch).await?;
-    let mut chat_ids: Vec<Uuid> = batch.iter().map(|new| new.chat_id).collect();
-    chat_ids.sort_unstable();
-    chat_ids.dedup();
-    let mut turns = chat_turns(conn, &chat_ids).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut inserts: Vec<Message> = Vec::with_capacity(batch.len());
-    for new in batch {
-        let key = (new.chat_id, new.sender_id, new.client_msg_id.clone());
-        if let Some(existing) = known.get(&key) {
-            outcomes.push(Ok(Written {
-                value: existing.clone(),
-                created: false,
-            }));
-            continue;
-        }
-        let Some(turn) = turns
-            .get_mut(&new.chat_id)
-            .filter(|t| t.participants.contains(&new.sender_id))
-        else {
-            outcomes.push(Err(StoreError::ChatNotFound));
-            continue;
-        };
-        if turn.ended {
-            outcomes.push(Err(StoreError::ChatEnded));
-            continue;
-        }
-        turn.last_seq += 1;
-        let message = Message {
-            id: new.id,
-            chat_id: new.chat_id,
-            seq: to_u64(turn.last_seq, "seq")?,
-            sender_id: new.sender_id,
-            client_msg_id: new.client_msg_id.clone(),
-            text: new.text.clone(),
-            created_at: new.created_at,
-        };
-        known.insert(key, message.clone());
-        inserts.push(message.clone());
-        outcomes.push(Ok(Written {
-            value: message,
-            created: true,
-        }));
-    }
-    for chunk in inserts.chunks(SET_CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (id, chat_id, seq, sender_id, client_msg_id, text, created_at) ",
-        );
-        query.push_values(chunk, |mut row, message| {
-            row.push_bind(message.id)
-                .push_bind(message.chat_id)
-                .push_bind(to_i64(message.seq))
-                .push_bind(message.sender_id)
-                .push_bind(&message.client_msg_id)
-                .push_bind(&message.text)
-                .push_bind(to_millis(message.created_at));
-        });
-        query.build().execute(&mut *conn).await?;
-    }
-    let advanced: Vec<(Uuid, i64)> = turns
-        .iter()
-        .filter(|(_, t)| t.last_seq != t.first_seq)
-        .map(|(id, t)| (*id, t.last_seq))
-        .collect();
-    for chunk in advanced.chunks(SET_CHUNK) {
-        let mut query = QueryBuilder::<Sqlite>::new("UPDATE chats SET last_seq = CASE id");
-        for (id, last_seq) in chunk {
-            query
-                .push(" WHEN ")
-                .push_bind(*id)
-                .push(" THEN ")
-                .push_bind(*last_seq);
-        }
-        query.push(" END WHERE id IN (");
-        push_ids(&mut query, chunk.iter().map(|(id, _)| *id));
-        query.push(")");
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(outcomes)
 }
 
 #[async_trait]
@@ -548,12 +384,7 @@ impl MessageStore for SqliteMessageStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_immediate().await?;
-        // Any error before the commit drops the transaction, which rolls the whole batch
-        // back: nobody is answered with a message that is not stored.
-        let outcomes = append_all(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        self.appender.append(batch.to_vec()).await
     }
 
     async fn messages_after(
