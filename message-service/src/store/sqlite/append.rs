@@ -10,11 +10,14 @@
 //! (WAL, `synchronous=FULL`), so it takes the write lock like any other writer.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, ErrorCode, OptionalExtension, TransactionBehavior, params,
+};
 use service_kit::telemetry::{Backend, count_backend_error};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -172,32 +175,14 @@ fn append_all(conn: &Connection, batch: &[NewMessage]) -> rusqlite::Result<Vec<A
             }));
             continue;
         }
-        if !turns.contains_key(&new.chat_id) {
-            let turn = chat
-                .query_row([new.chat_id.as_bytes()], |row| {
-                    let ended_at: Option<i64> = row.get(0)?;
-                    let last_seq = seq_of(row.get(1)?)?;
-                    Ok(ChatTurn {
-                        participants: Vec::new(),
-                        ended: ended_at.is_some(),
-                        last_seq,
-                        first_seq: last_seq,
-                    })
-                })
-                .optional()?
-                .map(|mut turn| -> rusqlite::Result<ChatTurn> {
-                    let mut rows = participants.query([new.chat_id.as_bytes()])?;
-                    while let Some(row) = rows.next()? {
-                        turn.participants.push(uuid_of(row.get_ref(0)?.as_blob()?)?);
-                    }
-                    Ok(turn)
-                })
-                .transpose()?;
-            turns.insert(new.chat_id, turn);
-        }
-        let Some(turn) = turns
-            .get_mut(&new.chat_id)
-            .and_then(Option::as_mut)
+        let turn = match turns.entry(new.chat_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => {
+                slot.insert(chat_turn(&mut chat, &mut participants, new.chat_id)?)
+            }
+        };
+        let Some(turn) = turn
+            .as_mut()
             .filter(|t| t.participants.contains(&new.sender_id))
         else {
             outcomes.push(Err(StoreError::ChatNotFound));
@@ -239,6 +224,34 @@ fn append_all(conn: &Connection, batch: &[NewMessage]) -> rusqlite::Result<Vec<A
         }
     }
     Ok(outcomes)
+}
+
+/// The chat `id` as the appends of a batch see it, or `None` when there is no such chat.
+fn chat_turn(
+    chat: &mut CachedStatement<'_>,
+    participants: &mut CachedStatement<'_>,
+    id: Uuid,
+) -> rusqlite::Result<Option<ChatTurn>> {
+    let Some(mut turn) = chat
+        .query_row([id.as_bytes()], |row| {
+            let ended_at: Option<i64> = row.get(0)?;
+            let last_seq = seq_of(row.get(1)?)?;
+            Ok(ChatTurn {
+                participants: Vec::new(),
+                ended: ended_at.is_some(),
+                last_seq,
+                first_seq: last_seq,
+            })
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut rows = participants.query([id.as_bytes()])?;
+    while let Some(row) = rows.next()? {
+        turn.participants.push(uuid_of(row.get_ref(0)?.as_blob()?)?);
+    }
+    Ok(Some(turn))
 }
 
 /// A stored id (16 bytes, as sqlx writes a `Uuid`).
