@@ -26,7 +26,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use wire::api::message::Message;
 
-use super::{AppendOutcome, MessageStore, NewMessage, StoreError, Written};
+use super::{AppendOutcome, MessageStore, NewMessage, StoreError, Written, sole_outcome};
 
 /// Default of the batch cap (`MESSAGE_APPEND_BATCH_MAX`).
 pub const DEFAULT_MAX_BATCH: usize = 256;
@@ -99,10 +99,7 @@ impl GroupCommitter {
     /// Appends one message, as [`MessageStore::append`] does, answered once the batch it
     /// joined has committed.
     pub async fn append(&self, message: NewMessage) -> Result<Written<Message>, StoreError> {
-        self.append_all(vec![message])
-            .await?
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Backend("a batch of one has no outcome".into())))
+        sole_outcome(self.append_all(vec![message]).await?)
     }
 
     /// Appends `messages` in order, all in the same batch (so all stored or, when the

@@ -21,7 +21,7 @@ use wire::api::message::{
 
 use super::{
     AppendOutcome, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat, NewMessage, StoreError,
-    StoredChat, WatermarkMark, Written, from_millis, to_millis, watermark_targets,
+    StoredChat, WatermarkMark, Written, from_millis, sole_outcome, to_millis, watermark_targets,
 };
 
 /// Chats, messages, blocks and reports in this process's memory.
@@ -39,6 +39,20 @@ impl MemoryMessageStore {
     fn state(&self) -> MutexGuard<'_, State> {
         // Every writer plans before it writes, so a panic cannot leave half an update.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What `read` makes of chat `chat_id` (with the rest of the store at hand); the empty
+    /// answer when there is no such chat, as the other backends' queries give.
+    fn read_chat<T: Default>(
+        &self,
+        chat_id: Uuid,
+        read: impl FnOnce(&State, &ChatEntry) -> T,
+    ) -> T {
+        let state = self.state();
+        state
+            .chats
+            .get(&chat_id)
+            .map_or_else(T::default, |entry| read(&state, entry))
     }
 }
 
@@ -83,6 +97,12 @@ impl ChatEntry {
 
     fn position(&self, user_id: Uuid) -> Option<usize> {
         self.chat().participants.iter().position(|p| *p == user_id)
+    }
+
+    /// The messages with seq above `after`, in seq order.
+    fn after(&self, after: u64) -> &[Message] {
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        &self.messages[start.min(self.messages.len())..]
     }
 
     fn message(&self, seq: u64) -> Option<&Message> {
@@ -343,10 +363,7 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
-        self.append_batch(std::slice::from_ref(new))
-            .await?
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Backend("a batch of one has no outcome".into())))
+        sole_outcome(self.append_batch(std::slice::from_ref(new)).await?)
     }
 
     async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
@@ -373,18 +390,14 @@ impl MessageStore for MemoryMessageStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let state = self.state();
-        let Some(entry) = state.chats.get(&chat_id) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(after).unwrap_or(usize::MAX);
-        Ok(entry
-            .messages
-            .iter()
-            .skip(start)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        Ok(self.read_chat(chat_id, |_, entry| {
+            entry
+                .after(after)
+                .iter()
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        }))
     }
 
     async fn messages_before(
@@ -393,16 +406,14 @@ impl MessageStore for MemoryMessageStore {
         before: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let state = self.state();
-        let Some(entry) = state.chats.get(&chat_id) else {
-            return Ok(Vec::new());
-        };
-        // Seqs below `before` are the first `before - 1` messages.
-        let end = usize::try_from(before.saturating_sub(1))
-            .unwrap_or(usize::MAX)
-            .min(entry.messages.len());
-        let start = end.saturating_sub(limit as usize);
-        Ok(entry.messages[start..end].to_vec())
+        Ok(self.read_chat(chat_id, |_, entry| {
+            // Seqs below `before` are the first `before - 1` messages.
+            let end = usize::try_from(before.saturating_sub(1))
+                .unwrap_or(usize::MAX)
+                .min(entry.messages.len());
+            let start = end.saturating_sub(limit as usize);
+            entry.messages[start..end].to_vec()
+        }))
     }
 
     async fn messages_by_id(
@@ -410,16 +421,13 @@ impl MessageStore for MemoryMessageStore {
         chat_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Message>, StoreError> {
-        let state = self.state();
-        let Some(entry) = state.chats.get(&chat_id) else {
-            return Ok(Vec::new());
-        };
-        Ok(ids
-            .iter()
-            .filter_map(|id| state.message_ids.get(id))
-            .filter(|(chat, _)| *chat == chat_id)
-            .filter_map(|(_, seq)| entry.message(*seq).cloned())
-            .collect())
+        Ok(self.read_chat(chat_id, |state, entry| {
+            ids.iter()
+                .filter_map(|id| state.message_ids.get(id))
+                .filter(|(chat, _)| *chat == chat_id)
+                .filter_map(|(_, seq)| entry.message(*seq).cloned())
+                .collect()
+        }))
     }
 
     async fn count_from_others_after(
@@ -428,11 +436,7 @@ impl MessageStore for MemoryMessageStore {
         user_id: Uuid,
         after: u64,
     ) -> Result<u64, StoreError> {
-        let state = self.state();
-        let Some(entry) = state.chats.get(&chat_id) else {
-            return Ok(0);
-        };
-        Ok(count_from_others(entry, user_id, after))
+        Ok(self.read_chat(chat_id, |_, entry| count_from_others(entry, user_id, after)))
     }
 
     async fn advance_watermark(
@@ -479,12 +483,7 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn watermarks(&self, chat_id: Uuid) -> Result<Vec<Watermark>, StoreError> {
-        Ok(self
-            .state()
-            .chats
-            .get(&chat_id)
-            .map(|e| e.watermarks.clone())
-            .unwrap_or_default())
+        Ok(self.read_chat(chat_id, |_, entry| entry.watermarks.clone()))
     }
 
     async fn marks(
@@ -493,18 +492,16 @@ impl MessageStore for MemoryMessageStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<WatermarkMark>, StoreError> {
-        let state = self.state();
-        let Some(entry) = state.chats.get(&chat_id) else {
-            return Ok(Vec::new());
-        };
-        let mut marks: Vec<WatermarkMark> = entry
-            .marks
-            .iter()
-            .filter(|m| (from..=to).contains(&m.seq))
-            .cloned()
-            .collect();
-        marks.extend(entry.first_moves_past(to, false));
-        Ok(marks)
+        Ok(self.read_chat(chat_id, |_, entry| {
+            let mut marks: Vec<WatermarkMark> = entry
+                .marks
+                .iter()
+                .filter(|m| (from..=to).contains(&m.seq))
+                .cloned()
+                .collect();
+            marks.extend(entry.first_moves_past(to, false));
+            marks
+        }))
     }
 
     async fn block(
@@ -716,11 +713,9 @@ fn blocked_either_way(state: &State, a: Uuid, b: Uuid) -> bool {
 
 /// How many messages of the chat not sent by `user_id` have seq above `after`.
 fn count_from_others(entry: &ChatEntry, user_id: Uuid, after: u64) -> u64 {
-    let start = usize::try_from(after).unwrap_or(usize::MAX);
     entry
-        .messages
+        .after(after)
         .iter()
-        .skip(start)
         .filter(|m| m.sender_id != user_id)
         .count() as u64
 }

@@ -151,6 +151,14 @@ pub struct Written<T> {
 /// the original of a resend), or why the item was refused.
 pub type AppendOutcome = Result<Written<Message>, StoreError>;
 
+/// The outcome of a batch of one append: its one item's.
+pub(crate) fn sole_outcome(outcomes: Vec<AppendOutcome>) -> AppendOutcome {
+    outcomes
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(StoreError::Backend("a batch of one has no outcome".into())))
+}
+
 /// Which watermark moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MarkKind {

@@ -33,7 +33,7 @@ use wire::api::message::{BlockedUser, Chat, Message, Report, ReportResolution, W
 use super::{
     AppendOutcome, BACKEND_TIMEOUT, ChatCursor, ChatDigest, MarkKind, MessageStore, NewChat,
     NewMessage, StoreError, StoredChat, WatermarkMark, Written, from_millis, outcome_name,
-    parse_outcome, to_i64, to_millis, to_u64, watermark_targets,
+    parse_outcome, sole_outcome, to_i64, to_millis, to_u64, watermark_targets,
 };
 
 /// Migrations of the SQLite schema.
@@ -374,10 +374,7 @@ impl MessageStore for SqliteMessageStore {
     }
 
     async fn append(&self, new: &NewMessage) -> Result<Written<Message>, StoreError> {
-        self.append_batch(std::slice::from_ref(new))
-            .await?
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Backend("a batch of one has no outcome".into())))
+        sole_outcome(self.append_batch(std::slice::from_ref(new)).await?)
     }
 
     async fn append_batch(&self, batch: &[NewMessage]) -> Result<Vec<AppendOutcome>, StoreError> {
