@@ -17,10 +17,18 @@ use crate::state::AppState;
 /// The subprotocol the server selects when a client offers it.
 pub const SUBPROTOCOL: &str = "rc.v1";
 
-/// Initial capacity of a connection's read buffer. Client frames are small (a `send` is
-/// well under 4 KiB), and the buffer grows for a larger frame up to [`MAX_FRAME_BYTES`];
-/// the library's default (128 KiB per connection) would dominate an idle connection's memory.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Initial capacity of a connection's read buffer, and the most read from the socket at
+/// once. Client frames are small (a typical `send` is a few hundred bytes), and the buffer
+/// grows for a larger frame up to [`MAX_FRAME_BYTES`]; every connection holds it for its
+/// whole life, so it is the larger part of an idle connection's memory after its tasks
+/// (the library's default is 128 KiB).
+pub const READ_BUFFER_BYTES: usize = 1024;
+
+/// How many bytes of frames a connection's writer gathers before writing them out
+/// without waiting for its flush (when it has that much at once; see
+/// [`session::writer`]): enough for a burst of small frames in one write, small enough
+/// that a connection does not keep a large write buffer after one.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The WebSocket route.
 pub fn router() -> Router<AppState> {
@@ -94,8 +102,9 @@ pub async fn upgrade(
     let tracker = state.tasks().clone();
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Every frame is flushed as it is sent; nothing is gained by holding writes back.
-        .write_buffer_size(0)
+        // The writer feeds the frames it has at once and flushes them together; past this
+        // many bytes they go out without waiting for the flush.
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| tracker.track_future(session::run(socket, state, user)))

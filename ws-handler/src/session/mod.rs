@@ -15,6 +15,7 @@ pub mod sends;
 pub mod writer;
 
 use axum::extract::ws::Message;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use service_kit::auth::AuthUser;
 use tokio::sync::mpsc;
@@ -30,8 +31,26 @@ use crate::state::{AppState, LocalConnection};
 /// Runs one authenticated connection to its end. It closes with 4001 when the access
 /// token it was opened with expires or its log-in session ends, and what the user
 /// receives from others is masked at the token's content filter level.
-pub async fn run<S>(socket: S, state: AppState, user: AuthUser)
+///
+/// The socket is split before the session's future is made: that future lives as long as
+/// the connection, and holding the socket itself would keep room for it there.
+pub fn run<S>(socket: S, state: AppState, user: AuthUser) -> impl Future<Output = ()> + Send
 where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + 'static,
+{
+    let (sink, stream) = socket.split();
+    run_split(sink, stream, state, user)
+}
+
+async fn run_split<S>(
+    mut sink: SplitSink<S, Message>,
+    mut stream: SplitStream<S>,
+    state: AppState,
+    user: AuthUser,
+) where
     S: Stream<Item = Result<Message, axum::Error>>
         + Sink<Message, Error = axum::Error>
         + Send
@@ -54,13 +73,19 @@ where
     if state.shutdown_token().is_cancelled() {
         closer.close(close::GOING_AWAY, "the server is shutting down; reconnect");
     }
-    let (mut sink, mut stream) = socket.split();
-    let peers = state.peers().clone();
     let connection = ConnectionRef {
         handler_id: state.handler_id(),
         connection_id,
     };
-    let count = match chats::register(&peers.ws_manager, user_id, connection).await {
+    // The calls made once per connection are boxed: awaited in place, each would widen
+    // the future every idle connection keeps for its whole life (see the tests below).
+    let registered = Box::pin(chats::register(
+        &state.peers().ws_manager,
+        user_id,
+        connection,
+    ))
+    .await;
+    let count = match registered {
         Ok(count) => count,
         Err(err) => {
             tracing::warn!(error = %err, "cannot register a connection; closing it");
@@ -78,7 +103,7 @@ where
         }
     };
     tracing::debug!(%user_id, %connection_id, connections = count, "connection registered");
-    let active = match chats::active_chats(&peers.message, user_id).await {
+    let active = match Box::pin(chats::active_chats(&state.peers().message, user_id)).await {
         Ok(list) => {
             for chat in &list {
                 state.chats().remember(chat);
@@ -105,7 +130,7 @@ where
     if let Some(active) = active {
         // The partners' presence goes out right after `hello`, before the reader takes
         // the client's first frame (a `resume` is answered after it).
-        presence::current(&state, user_id, &active, &outbound).await;
+        Box::pin(presence::current(&state, user_id, &active, &outbound)).await;
         tokio::spawn(presence::announce_online(
             state.clone(),
             user_id,
@@ -126,8 +151,14 @@ where
     closer.close(close::NORMAL, "");
     state.remove_connection(connection_id);
     let _ = writer.await;
-    match chats::deregister(&peers.ws_manager, user_id, connection_id).await {
-        Ok(0) => presence::last_disconnected(&state, user_id).await,
+    match Box::pin(chats::deregister(
+        &state.peers().ws_manager,
+        user_id,
+        connection_id,
+    ))
+    .await
+    {
+        Ok(0) => Box::pin(presence::last_disconnected(&state, user_id)).await,
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, %connection_id, "cannot deregister a connection"),
     }
@@ -150,4 +181,197 @@ where
 /// so a smaller queue would close a client that reads as fast as it can as a slow consumer.
 pub(crate) fn outbound_capacity(configured: usize) -> usize {
     configured.max(2 * sends::MAX_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use service_kit::client::ServiceClient;
+    use service_kit::relay::RelayBus;
+    use service_kit::token::{AccessClaims, TokenVerifier};
+    use wire::protocol::ServerFrame;
+
+    use super::*;
+    use crate::config::HandlerConfig;
+    use crate::state::Peers;
+
+    /// The most bytes the session task's future may take (it runs the reader).
+    const SESSION_FUTURE_BUDGET: usize = 2816;
+    /// The most bytes the writer task's future may take.
+    const WRITER_FUTURE_BUDGET: usize = 2560;
+
+    /// A socket that never yields a frame and takes every write (never polled here).
+    struct Silent;
+
+    impl Stream for Silent {
+        type Item = Result<Message, axum::Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+
+    impl Sink<Message> for Silent {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What a recording socket saw, in order.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Frame(String),
+        Flush,
+    }
+
+    /// A sink that records every message fed to it and every flush.
+    struct Recording(std::sync::Arc<std::sync::Mutex<Vec<Seen>>>);
+
+    impl Sink<Message> for Recording {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Self::Error> {
+            let text = match message {
+                Message::Text(text) => text.as_str().to_owned(),
+                other => format!("{other:?}"),
+            };
+            self.0.lock().unwrap().push(Seen::Frame(text));
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.0.lock().unwrap().push(Seen::Flush);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn state() -> AppState {
+        let nowhere = || ServiceClient::in_process("nowhere", axum::Router::new(), None);
+        let peers = Peers {
+            ws_manager: nowhere(),
+            message: nowhere(),
+            matching: None,
+        };
+        AppState::new(
+            Uuid::nil(),
+            "http://127.0.0.1:1",
+            peers,
+            RelayBus::in_process(),
+            TokenVerifier::new("issuer", "audience"),
+            HandlerConfig::default(),
+        )
+    }
+
+    fn user() -> AuthUser {
+        AuthUser {
+            user_id: Uuid::nil(),
+            session_id: Uuid::nil(),
+            claims: AccessClaims {
+                iss: "issuer".to_owned(),
+                aud: "audience".to_owned(),
+                sub: Uuid::nil(),
+                exp: 0,
+                iat: 0,
+                jti: Uuid::nil(),
+                typ: "access".to_owned(),
+                sid: Uuid::nil(),
+                role: Default::default(),
+                cf: Default::default(),
+            },
+        }
+    }
+
+    /// Every connection keeps two tasks for its whole life, each holding its future at
+    /// the largest size any of its states needs: what those futures take is most of what
+    /// an idle connection costs, so the paths that call other services are boxed.
+    #[tokio::test]
+    async fn an_idle_connections_tasks_stay_small() {
+        let session = run(Silent, state(), user());
+        let session_bytes = std::mem::size_of_val(&session);
+        let (sink, _stream) = Silent.split();
+        let (_outbound, queue) = mpsc::channel(1);
+        let writer = writer::Writer::new(
+            state(),
+            Uuid::nil(),
+            Uuid::nil(),
+            None,
+            PendingSends::default(),
+            Default::default(),
+        )
+        .run(sink, queue, Closer::default());
+        let writer_bytes = std::mem::size_of_val(&writer);
+        println!(
+            "session future {session_bytes} bytes, writer future {writer_bytes} bytes, \
+             a WebSocket {} bytes",
+            std::mem::size_of::<axum::extract::ws::WebSocket>()
+        );
+        assert!(
+            session_bytes <= SESSION_FUTURE_BUDGET,
+            "the session future takes {session_bytes} bytes (budget {SESSION_FUTURE_BUDGET})"
+        );
+        assert!(
+            writer_bytes <= WRITER_FUTURE_BUDGET,
+            "the writer future takes {writer_bytes} bytes (budget {WRITER_FUTURE_BUDGET})"
+        );
+    }
+
+    /// Frames the writer finds queued together are written out together: one flush (one
+    /// write to the socket, one wake-up of the client) after the last of them, in order.
+    #[tokio::test]
+    async fn frames_queued_together_leave_in_one_flush() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (outbound, queue) = mpsc::channel(8);
+        for nonce in ["1", "2", "3"] {
+            let pong = ServerFrame::Pong {
+                nonce: Some(nonce.to_owned()),
+            };
+            outbound
+                .try_send(crate::outbound::Outbound::Frame(Box::new(pong)))
+                .unwrap();
+        }
+        drop(outbound);
+        writer::Writer::new(
+            state(),
+            Uuid::nil(),
+            Uuid::nil(),
+            None,
+            PendingSends::default(),
+            Default::default(),
+        )
+        .run(Recording(seen.clone()), queue, Closer::default())
+        .await;
+        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        let first_flush = seen.iter().position(|s| *s == Seen::Flush).unwrap();
+        let before: Vec<&str> = seen[..first_flush]
+            .iter()
+            .map(|s| match s {
+                Seen::Frame(text) => text.as_str(),
+                Seen::Flush => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            before.len(),
+            4,
+            "hello and the three pongs, then a flush: {seen:?}"
+        );
+        assert!(before[0].contains(r#""type":"hello""#), "{}", before[0]);
+        for (text, nonce) in before[1..].iter().zip(["1", "2", "3"]) {
+            assert!(text.contains(&format!(r#""nonce":"{nonce}""#)), "{text}");
+        }
+    }
 }

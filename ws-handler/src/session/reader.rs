@@ -238,14 +238,17 @@ impl Reader {
                 client_msg_id,
                 text,
             } => self.on_send(chat_id, client_msg_id, text).await,
+            // Boxed: these call other services, and awaited in place they would widen the
+            // future every idle connection keeps.
             ClientFrame::Delivered { chat_id, seq } => {
-                self.on_watermark(chat_id, Some(seq), None, "delivered")
-                    .await
+                Box::pin(self.on_watermark(chat_id, Some(seq), None, "delivered")).await
             }
             ClientFrame::Read { chat_id, seq } => {
-                self.on_watermark(chat_id, None, Some(seq), "read").await
+                Box::pin(self.on_watermark(chat_id, None, Some(seq), "read")).await
             }
-            ClientFrame::Typing { chat_id, typing } => self.on_typing(chat_id, typing).await,
+            ClientFrame::Typing { chat_id, typing } => {
+                Box::pin(self.on_typing(chat_id, typing)).await
+            }
             ClientFrame::Resume { chats } => {
                 if chats.len() > MAX_RESUME_CHATS {
                     if !self.enqueue(Outbound::NoResume).await {

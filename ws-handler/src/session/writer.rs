@@ -124,11 +124,17 @@ impl Writer {
                 tokio::pin!(settle);
                 let mut settled = false;
                 loop {
+                    // Frames are fed to the socket's write buffer; it is flushed once
+                    // nothing more is ready, so whatever the queue held at once leaves in
+                    // one write (and one wake-up of the client).
+                    if queue.is_empty() {
+                        self.flush(&mut sink).await?;
+                    }
                     tokio::select! {
                         () = &mut window, if self.held.is_some() => self.release(&mut sink).await?,
                         () = &mut settle, if !settled => {
                             settled = true;
-                            self.settle(&mut sink).await?;
+                            Box::pin(self.settle(&mut sink)).await?;
                         }
                         _ = ping.tick() => self.write(&mut sink, WsMessage::Ping(Default::default())).await?,
                         item = queue.recv() => match item {
@@ -165,6 +171,12 @@ impl Writer {
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
+        let message = self.encode(frame);
+        self.write(sink, message).await
+    }
+
+    /// The WebSocket message of `frame`, others' texts masked at this user's level.
+    fn encode(&self, frame: &ServerFrame) -> WsMessage {
         let masked = match frame {
             ServerFrame::Message { message } if message.sender_id != self.user_id => {
                 match service_kit::content::mask(&message.text, self.content_filter) {
@@ -181,16 +193,29 @@ impl Writer {
         };
         let text = serde_json::to_string(masked.as_ref().unwrap_or(frame))
             .expect("server frames always serialize");
-        self.write(sink, WsMessage::Text(text.into())).await
+        WsMessage::Text(text.into())
     }
 
-    /// Writes one WebSocket message, waiting at most the write timeout: a client that does
-    /// not read cannot hold the writer (and the socket) longer than that.
+    /// Feeds one WebSocket message to the socket's write buffer (written out when the
+    /// buffer fills or at the next [`Self::flush`]), waiting at most the write timeout: a
+    /// client that does not read cannot hold the writer (and the socket) longer than that.
     async fn write<S>(&self, sink: &mut S, message: WsMessage) -> SendResult
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
-        match tokio::time::timeout(self.state.config().write_timeout, sink.send(message)).await {
+        self.timed(sink.feed(message)).await
+    }
+
+    /// Writes out what the write buffer holds, within the write timeout.
+    async fn flush<S>(&self, sink: &mut S) -> SendResult
+    where
+        S: Sink<WsMessage, Error = axum::Error> + Unpin,
+    {
+        self.timed(sink.flush()).await
+    }
+
+    async fn timed(&self, write: impl Future<Output = SendResult>) -> SendResult {
+        match tokio::time::timeout(self.state.config().write_timeout, write).await {
             Ok(result) => result,
             Err(_) => {
                 metrics::counter!("ws_write_timeouts_total").increment(1);
@@ -207,20 +232,24 @@ impl Writer {
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         match item {
-            Outbound::Frame(frame) => self.frame(sink, *frame).await,
+            Outbound::Frame(frame) => self.frame(sink, frame).await,
+            // Boxed, like every path that calls another service: awaited in place, they
+            // would widen the future every idle connection keeps.
             Outbound::Resume(points) => {
-                self.resume(sink, points).await?;
+                Box::pin(self.resume(sink, points)).await?;
                 self.release(sink).await
             }
             Outbound::NoResume => self.release(sink).await,
         }
     }
 
-    async fn frame<S>(&mut self, sink: &mut S, frame: ServerFrame) -> SendResult
+    /// Frames stay boxed down to where they are encoded, so that the futures awaiting a
+    /// write hold a pointer rather than a frame.
+    async fn frame<S>(&mut self, sink: &mut S, frame: Box<ServerFrame>) -> SendResult
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
-        match frame {
+        match *frame {
             ServerFrame::Message { message } => match &mut self.held {
                 Some(held)
                     if held.len()
@@ -235,7 +264,7 @@ impl Writer {
                 }
                 None => self.live_message(sink, message).await,
             },
-            ack @ ServerFrame::Ack { .. } => self.ack(sink, ack).await,
+            ServerFrame::Ack { .. } => self.ack(sink, frame).await,
             ServerFrame::Matched { info } => {
                 // A new chat: everything in it is for this connection.
                 self.sent.entry(info.chat_id).or_insert(0);
@@ -243,7 +272,12 @@ impl Writer {
                 self.send(sink, &ServerFrame::Matched { info }).await?;
                 // And whether the new partner is online now (later changes follow as
                 // `presence` events like for any chat).
-                match chats::connections_of(&self.state.peers().ws_manager, partner).await {
+                let found = Box::pin(chats::connections_of(
+                    &self.state.peers().ws_manager,
+                    partner,
+                ))
+                .await;
+                match found {
                     Ok(connections) => {
                         let presence = ServerFrame::Presence {
                             chat_id,
@@ -258,7 +292,7 @@ impl Writer {
                     }
                 }
             }
-            frame => self.send(sink, &frame).await,
+            _ => self.send(sink, &frame).await,
         }
     }
 
@@ -293,19 +327,20 @@ impl Writer {
                 return Ok(());
             }
             Some(sent) if message.seq > sent.saturating_add(1) => {
-                if let Err(err) = self.fill(sink, chat_id, sent, message.seq - 1).await? {
+                if let Err(err) = Box::pin(self.fill(sink, chat_id, sent, message.seq - 1)).await? {
                     tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
                 }
             }
             _ => {}
         }
         let seq = message.seq;
-        self.send(sink, &ServerFrame::Message { message }).await?;
+        let encoded = self.encode(&ServerFrame::Message { message });
+        self.write(sink, encoded).await?;
         self.advance(chat_id, seq);
         Ok(())
     }
 
-    async fn ack<S>(&mut self, sink: &mut S, ack: ServerFrame) -> SendResult
+    async fn ack<S>(&mut self, sink: &mut S, ack: Box<ServerFrame>) -> SendResult
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
@@ -314,13 +349,13 @@ impl Writer {
             seq,
             ref client_msg_id,
             ..
-        } = ack
+        } = *ack
         else {
             return self.send(sink, &ack).await;
         };
         if let Some(sent) = self.baseline(chat_id)
             && seq > sent.saturating_add(1)
-            && let Err(err) = self.fill(sink, chat_id, sent, seq - 1).await?
+            && let Err(err) = Box::pin(self.fill(sink, chat_id, sent, seq - 1)).await?
         {
             tracing::warn!(error = %err, %chat_id, "cannot fetch missed messages; the client sees a gap");
         }
