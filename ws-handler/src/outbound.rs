@@ -18,11 +18,15 @@ pub enum Outbound {
     /// An event or an answer to send (boxed: a queue holds a block of items from the
     /// start, so an item is kept small for idle connections).
     Frame(Box<ServerFrame>),
-    /// Catch up after a `resume`.
-    Resume(Vec<ResumePoint>),
+    /// Catch up after a `resume` (boxed, so that an item takes two words: a
+    /// queue allocates a block of 32 items at once, idle or not).
+    Resume(Box<Vec<ResumePoint>>),
     /// The client's first frame was not a `resume`: live messages flow at once.
     NoResume,
 }
+
+// Two words: every connection's queue holds a block of these from the start.
+const _: () = assert!(std::mem::size_of::<Outbound>() <= 2 * std::mem::size_of::<usize>());
 
 /// Closes a connection with a code and reason (the first one given wins).
 #[derive(Debug, Clone, Default)]

@@ -263,7 +263,7 @@ impl Reader {
                         })
                         .await;
                 }
-                self.enqueue(Outbound::Resume(chats)).await
+                self.enqueue(Outbound::Resume(Box::new(chats))).await
             }
             ClientFrame::Ping { nonce }
                 if nonce.as_ref().is_some_and(|n| n.len() > MAX_NONCE_BYTES) =>

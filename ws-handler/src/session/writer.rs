@@ -236,7 +236,7 @@ impl Writer {
             // Boxed, like every path that calls another service: awaited in place, they
             // would widen the future every idle connection keeps.
             Outbound::Resume(points) => {
-                Box::pin(self.resume(sink, points)).await?;
+                Box::pin(self.resume(sink, *points)).await?;
                 self.release(sink).await
             }
             Outbound::NoResume => self.release(sink).await,
