@@ -8,6 +8,11 @@
 //! anything is written (the only failure, a message id that exists already, is found
 //! while planning), so it applies whole or not at all, as the other backends' transactions
 //! do. Times are kept at millisecond precision, as the other backends store them.
+//!
+//! Nothing that grows with the messages is rehashed or copied whole as it grows (the lock
+//! would be held, and every connection kept waiting, for as long as that takes): a chat's
+//! messages are kept in fixed-size chunks ([`MessageLog`]), and the maps keyed per message
+//! are B-trees.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -63,8 +68,9 @@ struct State {
     by_match: HashMap<Uuid, Uuid>,
     /// Each user's chats by (creation in ms, id), for the newest-first list.
     by_user: HashMap<Uuid, BTreeSet<(i64, Uuid)>>,
-    /// Where each message is: its chat and seq.
-    message_ids: HashMap<Uuid, (Uuid, u64)>,
+    /// Where each message is: its chat and seq (ids are time-ordered, so new ones go to
+    /// the tree's right edge).
+    message_ids: BTreeMap<Uuid, (Uuid, u64)>,
     /// Blocks by (blocker, blocked), with their time.
     blocks: BTreeMap<(Uuid, Uuid), OffsetDateTime>,
     /// Who blocked each user.
@@ -77,15 +83,59 @@ struct State {
     reports_of: HashMap<Uuid, Vec<Uuid>>,
 }
 
+/// Messages per chunk of a [`MessageLog`].
+const LOG_CHUNK: usize = 1024;
+
+/// A chat's messages in order, in chunks of [`LOG_CHUNK`]: appending never moves the
+/// messages already there (a growing `Vec` would copy them all at each doubling).
+#[derive(Debug, Default)]
+struct MessageLog {
+    chunks: Vec<Vec<Message>>,
+    len: usize,
+}
+
+impl MessageLog {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, message: Message) {
+        if self.len % LOG_CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(LOG_CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(message);
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, index: usize) -> Option<&Message> {
+        self.chunks.get(index / LOG_CHUNK)?.get(index % LOG_CHUNK)
+    }
+
+    /// The messages at indexes `start..end` (clamped to the log), in order.
+    fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &Message> {
+        let end = end.min(self.len);
+        let start = start.min(end);
+        let first = start / LOG_CHUNK;
+        self.chunks
+            .iter()
+            .skip(first)
+            .flatten()
+            .skip(start - first * LOG_CHUNK)
+            .take(end - start)
+    }
+}
+
 #[derive(Debug)]
 struct ChatEntry {
     stored: StoredChat,
     /// One per participant, in participant order.
     watermarks: Vec<Watermark>,
     /// The messages in seq order: seq `n` is at index `n - 1`.
-    messages: Vec<Message>,
+    messages: MessageLog,
     /// Seq per sender and client message id: resends find their original here.
-    by_client: HashMap<Uuid, HashMap<String, u64>>,
+    by_client: HashMap<Uuid, BTreeMap<String, u64>>,
     /// Every watermark move, in the order they happened.
     marks: Vec<WatermarkMark>,
 }
@@ -100,9 +150,9 @@ impl ChatEntry {
     }
 
     /// The messages with seq above `after`, in seq order.
-    fn after(&self, after: u64) -> &[Message] {
+    fn after(&self, after: u64) -> impl Iterator<Item = &Message> {
         let start = usize::try_from(after).unwrap_or(usize::MAX);
-        &self.messages[start.min(self.messages.len())..]
+        self.messages.range(start, self.messages.len())
     }
 
     fn message(&self, seq: u64) -> Option<&Message> {
@@ -297,7 +347,7 @@ impl MessageStore for MemoryMessageStore {
             ChatEntry {
                 stored: stored.clone(),
                 watermarks,
-                messages: Vec::new(),
+                messages: MessageLog::default(),
                 by_client: HashMap::new(),
                 marks: Vec::new(),
             },
@@ -391,12 +441,7 @@ impl MessageStore for MemoryMessageStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         Ok(self.read_chat(chat_id, |_, entry| {
-            entry
-                .after(after)
-                .iter()
-                .take(limit as usize)
-                .cloned()
-                .collect()
+            entry.after(after).take(limit as usize).cloned().collect()
         }))
     }
 
@@ -412,7 +457,7 @@ impl MessageStore for MemoryMessageStore {
                 .unwrap_or(usize::MAX)
                 .min(entry.messages.len());
             let start = end.saturating_sub(limit as usize);
-            entry.messages[start..end].to_vec()
+            entry.messages.range(start, end).cloned().collect()
         }))
     }
 
@@ -715,7 +760,48 @@ fn blocked_either_way(state: &State, a: Uuid, b: Uuid) -> bool {
 fn count_from_others(entry: &ChatEntry, user_id: Uuid, after: u64) -> u64 {
     entry
         .after(after)
-        .iter()
         .filter(|m| m.sender_id != user_id)
         .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u64) -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            chat_id: Uuid::nil(),
+            seq,
+            sender_id: Uuid::nil(),
+            client_msg_id: seq.to_string(),
+            text: String::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_log_reads_across_its_chunks_in_order() {
+        let mut log = MessageLog::default();
+        let n = 2 * LOG_CHUNK + 5;
+        for seq in 1..=n as u64 {
+            log.push(message(seq));
+        }
+        assert_eq!(log.len(), n);
+        assert_eq!(log.chunks.len(), 3);
+        assert_eq!(
+            log.get(LOG_CHUNK).map(|m| m.seq),
+            Some(LOG_CHUNK as u64 + 1)
+        );
+        assert!(log.get(n).is_none());
+        let seqs = |start, end| log.range(start, end).map(|m| m.seq).collect::<Vec<_>>();
+        let around = (LOG_CHUNK - 2..LOG_CHUNK + 3)
+            .map(|i| i as u64 + 1)
+            .collect::<Vec<_>>();
+        assert_eq!(seqs(LOG_CHUNK - 2, LOG_CHUNK + 3), around);
+        assert_eq!(seqs(0, usize::MAX).len(), n);
+        assert_eq!(seqs(n - 1, usize::MAX), vec![n as u64]);
+        assert!(seqs(n, usize::MAX).is_empty());
+        assert!(seqs(7, 3).is_empty());
+    }
 }
