@@ -100,7 +100,7 @@ impl MessageLog {
     }
 
     fn push(&mut self, message: Message) {
-        if self.len % LOG_CHUNK == 0 {
+        if self.len.is_multiple_of(LOG_CHUNK) {
             self.chunks.push(Vec::with_capacity(LOG_CHUNK));
         }
         if let Some(chunk) = self.chunks.last_mut() {
