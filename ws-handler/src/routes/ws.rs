@@ -100,6 +100,7 @@ pub async fn upgrade(
         }
     };
     let tracker = state.tasks().clone();
+    let user = session::Identity::from(&user);
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(READ_BUFFER_BYTES)
         // The writer feeds the frames it has at once and flushes them together; past this

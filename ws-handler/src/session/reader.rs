@@ -79,8 +79,9 @@ impl Reader {
 
     /// Reads frames until the client leaves, the connection is closed, it idles out, its
     /// access token expires or its session ends; then waits until every send it took is
-    /// answered.
-    pub async fn run<S>(mut self, stream: S, session_id: Uuid, token_expires_at: i64)
+    /// answered. The reader comes boxed: a future keeps what it was called with besides
+    /// what it moves out of it, and this one lives as long as the connection.
+    pub async fn run<S>(mut self: Box<Self>, stream: S, session_id: Uuid, token_expires_at: i64)
     where
         S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
@@ -150,7 +151,10 @@ impl Reader {
             };
             match message {
                 WsMessage::Text(text) => {
-                    if !self.on_text(text.as_str()).await {
+                    // Boxed: answering a frame takes several times the room of waiting
+                    // for one, and awaited in place that room would be kept by every
+                    // idle connection for its whole life.
+                    if !Box::pin(self.on_text(text.as_str())).await {
                         return;
                     }
                 }

@@ -97,25 +97,31 @@ impl Writer {
     }
 
     /// Sends `hello`, then the queue in order until the connection is closed, then the
-    /// close frame with the code asked for.
-    pub async fn run<S>(mut self, mut sink: S, mut queue: mpsc::Receiver<Outbound>, closer: Closer)
-    where
+    /// close frame with the code asked for. The writer comes boxed: a future keeps what
+    /// it was called with besides what it moves out of it, and this one lives as long as
+    /// the connection.
+    pub async fn run<S>(
+        mut self: Box<Self>,
+        mut sink: S,
+        mut queue: mpsc::Receiver<Outbound>,
+        closer: Closer,
+    ) where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         self.closer = closer.clone();
         let idle = self.state.config().idle_timeout;
         let outcome: SendResult = {
+            // What is written is handled in boxed futures (one per item, and the hello):
+            // handling an item takes several times the room of waiting for one, and
+            // awaited in place that room would be kept by every idle connection.
             let work = async {
-                self.send(
-                    &mut sink,
-                    &ServerFrame::Hello {
-                        protocol: PROTOCOL_VERSION,
-                        user_id: self.user_id,
-                        connection_id: self.connection_id,
-                        idle_timeout_secs: idle.as_secs(),
-                    },
-                )
-                .await?;
+                let hello = self.encode(&ServerFrame::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    user_id: self.user_id,
+                    connection_id: self.connection_id,
+                    idle_timeout_secs: idle.as_secs(),
+                });
+                Box::pin(self.write(&mut sink, hello)).await?;
                 let mut ping = tokio::time::interval(idle / 3);
                 ping.tick().await;
                 let window = tokio::time::sleep(RESUME_WINDOW);
@@ -131,14 +137,14 @@ impl Writer {
                         self.flush(&mut sink).await?;
                     }
                     tokio::select! {
-                        () = &mut window, if self.held.is_some() => self.release(&mut sink).await?,
+                        () = &mut window, if self.held.is_some() => Box::pin(self.release(&mut sink)).await?,
                         () = &mut settle, if !settled => {
                             settled = true;
                             Box::pin(self.settle(&mut sink)).await?;
                         }
-                        _ = ping.tick() => self.write(&mut sink, WsMessage::Ping(Default::default())).await?,
+                        _ = ping.tick() => Box::pin(self.write(&mut sink, WsMessage::Ping(Default::default()))).await?,
                         item = queue.recv() => match item {
-                            Some(item) => self.handle(&mut sink, item).await?,
+                            Some(item) => Box::pin(self.handle(&mut sink, item)).await?,
                             None => return Ok(()),
                         },
                     }
