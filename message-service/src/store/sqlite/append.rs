@@ -82,6 +82,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .map_err(store_error)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(store_error)?;
+    conn.pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(store_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
