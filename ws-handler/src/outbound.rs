@@ -1,6 +1,7 @@
-//! What a connection's writer is handed ([`Outbound`]), how a connection is asked to close
-//! ([`Closer`]) and the sends awaiting their `ack`: shared by the session's reader and
-//! writer, presence and the connection table, and importing none of them.
+//! What a connection's writer is handed ([`Outbound`]) and the queue carrying it
+//! ([`queue`]), how a connection is asked to close ([`Closer`]) and the sends awaiting
+//! their `ack`: shared by the session's reader and writer, presence and the connection
+//! table, and importing none of them.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,18 +16,32 @@ pub const NOT_READING: &str = "the client is not reading; reconnect and resume";
 /// What the writer of a connection processes, in order.
 #[derive(Debug)]
 pub enum Outbound {
-    /// An event or an answer to send (boxed: a queue holds a block of items from the
-    /// start, so an item is kept small for idle connections).
+    /// An event or an answer to send (boxed, so that a queue's items stay two words
+    /// however large a frame is).
     Frame(Box<ServerFrame>),
-    /// Catch up after a `resume` (boxed, so that an item takes two words: a
-    /// queue allocates a block of 32 items at once, idle or not).
+    /// Catch up after a `resume` (boxed, like a frame).
     Resume(Box<Vec<ResumePoint>>),
     /// The client's first frame was not a `resume`: live messages flow at once.
     NoResume,
 }
 
-// Two words: every connection's queue holds a block of these from the start.
+// Two words: a queue's storage is a multiple of this.
 const _: () = assert!(std::mem::size_of::<Outbound>() <= 2 * std::mem::size_of::<usize>());
+
+/// The sending side of a connection's outbound queue (cheap to clone).
+pub type OutboundSender = flume::Sender<Outbound>;
+/// The writer's side of a connection's outbound queue.
+pub type OutboundQueue = flume::Receiver<Outbound>;
+
+/// A connection's outbound queue, holding at most `capacity` items.
+///
+/// Every connection keeps one for its whole life, so its cost while empty counts: this
+/// queue allocates its storage only when items arrive (about 200 bytes while empty and
+/// waited on), where tokio's bounded channel allocates a 32-item block and a cache-padded
+/// channel up front (about 900 bytes per connection, idle or not).
+pub fn queue(capacity: usize) -> (OutboundSender, OutboundQueue) {
+    flume::bounded(capacity)
+}
 
 /// Closes a connection with a code and reason (the first one given wins).
 #[derive(Debug, Clone, Default)]
@@ -69,7 +84,7 @@ pub type PendingSends = Arc<Mutex<HashSet<(Uuid, String)>>>;
 /// that the connection is closed as a slow consumer (4008). False when the connection is
 /// closing.
 pub async fn enqueue(
-    outbound: &tokio::sync::mpsc::Sender<Outbound>,
+    outbound: &OutboundSender,
     closer: &Closer,
     write_timeout: std::time::Duration,
     item: Outbound,
@@ -77,7 +92,7 @@ pub async fn enqueue(
     tokio::select! {
         biased;
         () = closer.closed() => false,
-        sent = outbound.send(item) => sent.is_ok(),
+        sent = outbound.send_async(item) => sent.is_ok(),
         () = tokio::time::sleep(write_timeout) => {
             metrics::counter!("ws_slow_consumer_closes_total").increment(1);
             closer.close(wire::protocol::close::SLOW_CONSUMER, NOT_READING);

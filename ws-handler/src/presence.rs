@@ -1,14 +1,13 @@
 //! Presence: partners of a user's active chats learn when the user's first connection
 //! opens and the last one closes; a new connection learns its partners' presence.
 
-use tokio::sync::mpsc;
 use uuid::Uuid;
 use wire::api::matching::DropTicket;
 use wire::api::message::Chat;
 use wire::protocol::ServerFrame;
 
 use crate::chats;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, OutboundSender};
 use crate::state::AppState;
 
 fn others(chat: &Chat, user_id: Uuid) -> Vec<Uuid> {
@@ -43,12 +42,7 @@ pub async fn announce_online(state: AppState, user_id: Uuid, count: u32, active:
 
 /// Queues for a new connection, before anything else it is sent after `hello`, one
 /// `presence` per partner of each active chat: whether that partner is online now.
-pub async fn current(
-    state: &AppState,
-    user_id: Uuid,
-    active: &[Chat],
-    outbound: &mpsc::Sender<Outbound>,
-) {
+pub async fn current(state: &AppState, user_id: Uuid, active: &[Chat], outbound: &OutboundSender) {
     let peers = state.peers();
     for chat in active {
         for partner in others(chat, user_id) {
@@ -65,7 +59,7 @@ pub async fn current(
                 online,
             };
             if outbound
-                .send(Outbound::Frame(Box::new(frame)))
+                .send_async(Outbound::Frame(Box::new(frame)))
                 .await
                 .is_err()
             {

@@ -9,7 +9,7 @@ use axum::extract::FromRef;
 use service_kit::client::ServiceClient;
 use service_kit::relay::RelayBus;
 use service_kit::token::TokenVerifier;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use wire::api::wsmanager::{RelayEnvelope, RemoveHandler, UserConnection};
 
 use crate::chats::ChatCache;
 use crate::config::HandlerConfig;
-use crate::outbound::{Closer, Outbound};
+use crate::outbound::{Closer, Outbound, OutboundSender};
 use crate::route_cache::RouteCache;
 
 /// The services a ws-handler calls.
@@ -35,7 +35,7 @@ pub struct Peers {
 #[derive(Debug, Clone)]
 pub(crate) struct LocalConnection {
     pub(crate) user_id: Uuid,
-    pub(crate) outbound: mpsc::Sender<Outbound>,
+    pub(crate) outbound: OutboundSender,
     pub(crate) closer: Closer,
     /// Order of opening on this instance (set by [`AppState::add_connection`]).
     pub(crate) opened: u64,
@@ -310,7 +310,7 @@ impl AppState {
                 .try_send(Outbound::Frame(Box::new(event.clone())))
             {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(flume::TrySendError::Full(_)) => {
                     tracing::info!(%connection_id, "slow consumer: outbound queue full; closing");
                     metrics::counter!("ws_slow_consumer_closes_total").increment(1);
                     connection.closer.close(
@@ -318,7 +318,7 @@ impl AppState {
                         "outbound queue overflow: the client is not reading",
                     );
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(flume::TrySendError::Disconnected(_)) => {}
             }
         }
     }

@@ -18,11 +18,11 @@ use crate::state::AppState;
 pub const SUBPROTOCOL: &str = "rc.v1";
 
 /// Initial capacity of a connection's read buffer, and the most read from the socket at
-/// once. Client frames are small (a typical `send` is a few hundred bytes), and the buffer
-/// grows for a larger frame up to [`MAX_FRAME_BYTES`]; every connection holds it for its
-/// whole life, so it is the larger part of an idle connection's memory after its tasks
-/// (the library's default is 128 KiB).
-pub const READ_BUFFER_BYTES: usize = 1024;
+/// once. Client frames are small (a `send` with a 64-character text is under 200 bytes, so
+/// a read takes two or more of them), and the buffer grows for a larger frame up to
+/// [`MAX_FRAME_BYTES`]; every connection holds it for its whole life, so it is one of the
+/// larger parts of an idle connection's memory (the library's default is 128 KiB).
+pub const READ_BUFFER_BYTES: usize = 512;
 
 /// How many bytes of frames a connection's writer gathers before writing them out
 /// without waiting for its flush (when it has that much at once; see

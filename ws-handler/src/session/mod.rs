@@ -18,7 +18,6 @@ use axum::extract::ws::Message;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use service_kit::auth::AuthUser;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 use wire::api::auth::ContentFilter;
 use wire::api::wsmanager::ConnectionRef;
@@ -86,7 +85,8 @@ async fn run_split<S>(
     let user_id = user.user_id;
     // Time-ordered, so that ws-manager can tell a user's oldest connections.
     let connection_id = Uuid::now_v7();
-    let (outbound, queue) = mpsc::channel(outbound_capacity(state.config().outbound_queue));
+    let (outbound, queue) =
+        crate::outbound::queue(outbound_capacity(state.config().outbound_queue));
     let closer = Closer::default();
     state.add_connection(
         connection_id,
@@ -225,7 +225,7 @@ mod tests {
     use crate::state::Peers;
 
     /// The most bytes the session task's future may take (it runs the reader).
-    const SESSION_FUTURE_BUDGET: usize = 1280;
+    const SESSION_FUTURE_BUDGET: usize = 1216;
     /// The most bytes the writer task's future may take.
     const WRITER_FUTURE_BUDGET: usize = 896;
 
@@ -332,7 +332,7 @@ mod tests {
         let session = run(Silent, state(), Identity::from(&user()));
         let session_bytes = std::mem::size_of_val(&session);
         let (sink, _stream) = Silent.split();
-        let (_outbound, queue) = mpsc::channel(1);
+        let (_outbound, queue) = crate::outbound::queue(1);
         let writer = Box::new(writer::Writer::new(
             state(),
             Uuid::nil(),
@@ -363,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn frames_queued_together_leave_in_one_flush() {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (outbound, queue) = mpsc::channel(8);
+        let (outbound, queue) = crate::outbound::queue(8);
         for nonce in ["1", "2", "3"] {
             let pong = ServerFrame::Pong {
                 nonce: Some(nonce.to_owned()),

@@ -16,7 +16,7 @@ use super::sends;
 use super::writer::MAX_RESUME_CHATS;
 use crate::chats::{self, client_error_frame};
 use crate::fanout;
-use crate::outbound::{self, Closer, Outbound, PendingSends};
+use crate::outbound::{self, Closer, Outbound, OutboundSender, PendingSends};
 use crate::state::AppState;
 
 /// The close reason when the connection's log-in session ends (code 4001; a close reason
@@ -36,7 +36,7 @@ pub struct Reader {
     state: AppState,
     user_id: Uuid,
     connection_id: Uuid,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: OutboundSender,
     closer: Closer,
     pending: PendingSends,
     sends: TokenBucket,
@@ -55,7 +55,7 @@ impl Reader {
         state: AppState,
         user_id: Uuid,
         connection_id: Uuid,
-        outbound: mpsc::Sender<Outbound>,
+        outbound: OutboundSender,
         closer: Closer,
         pending: PendingSends,
     ) -> Self {

@@ -16,7 +16,7 @@ use wire::protocol::ServerFrame;
 
 use crate::chats::{self, error_detail, error_frame};
 use crate::fanout;
-use crate::outbound::{self, Closer, Outbound, PendingSends};
+use crate::outbound::{self, Closer, Outbound, OutboundSender, PendingSends};
 use crate::state::AppState;
 
 /// Most sends of one connection stored in one call.
@@ -42,7 +42,7 @@ pub struct Pipeline {
     state: AppState,
     user_id: Uuid,
     connection_id: Uuid,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: OutboundSender,
     closer: Closer,
     pending: PendingSends,
 }
@@ -53,7 +53,7 @@ impl Pipeline {
         state: AppState,
         user_id: Uuid,
         connection_id: Uuid,
-        outbound: mpsc::Sender<Outbound>,
+        outbound: OutboundSender,
         closer: Closer,
         pending: PendingSends,
     ) -> Self {

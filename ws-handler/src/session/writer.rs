@@ -25,16 +25,15 @@ use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage};
-use futures::{Sink, SinkExt};
+use futures::{Sink, SinkExt, StreamExt};
 use service_kit::client::ClientError;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 use wire::api::auth::ContentFilter;
 use wire::api::message::{Chat, Message};
 use wire::protocol::{PROTOCOL_VERSION, ResumePoint, ServerFrame, close};
 
 use crate::chats::{self, CATCH_UP_PAGE, client_error_frame};
-use crate::outbound::{Closer, NOT_READING, Outbound, PendingSends};
+use crate::outbound::{Closer, NOT_READING, Outbound, OutboundQueue, PendingSends};
 use crate::state::AppState;
 
 /// Most chats in one `resume`.
@@ -100,12 +99,8 @@ impl Writer {
     /// close frame with the code asked for. The writer comes boxed: a future keeps what
     /// it was called with besides what it moves out of it, and this one lives as long as
     /// the connection.
-    pub async fn run<S>(
-        mut self: Box<Self>,
-        mut sink: S,
-        mut queue: mpsc::Receiver<Outbound>,
-        closer: Closer,
-    ) where
+    pub async fn run<S>(mut self: Box<Self>, mut sink: S, queue: OutboundQueue, closer: Closer)
+    where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         self.closer = closer.clone();
@@ -129,6 +124,9 @@ impl Writer {
                 let settle = tokio::time::sleep(crate::fanout::SETTLE_AFTER);
                 tokio::pin!(settle);
                 let mut settled = false;
+                // One stream for the connection's life: waiting on it registers once,
+                // where a fresh `recv` per item would register (and allocate) each time.
+                let mut incoming = queue.stream();
                 loop {
                     // Frames are fed to the socket's write buffer; it is flushed once
                     // nothing more is ready, so whatever the queue held at once leaves in
@@ -143,7 +141,7 @@ impl Writer {
                             Box::pin(self.settle(&mut sink)).await?;
                         }
                         _ = ping.tick() => Box::pin(self.write(&mut sink, WsMessage::Ping(Default::default()))).await?,
-                        item = queue.recv() => match item {
+                        item = incoming.next() => match item {
                             Some(item) => Box::pin(self.handle(&mut sink, item)).await?,
                             None => return Ok(()),
                         },
