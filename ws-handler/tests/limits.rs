@@ -279,6 +279,40 @@ async fn a_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
     stack.cleanup().await;
 }
 
+#[tokio::test]
+async fn an_active_connection_closes_when_its_access_token_expires() {
+    let stack = embedded().await;
+    let handler = stack
+        .start_handler(HandlerConfig {
+            idle_timeout: Duration::from_millis(600),
+            ..test_config()
+        })
+        .await;
+    let token = stack.token_lasting(Uuid::new_v4(), Duration::from_secs(2));
+    let mut client = raw_connect(&handler.ws_url(), Some(&token), None)
+        .await
+        .open();
+    hello(&mut client).await;
+    // The client stays active (well within the idle timeout) until the server closes it:
+    // activity keeps the idle timeout away but never the token's expiry.
+    let deadline = tokio::time::Instant::now() + support::DEADLINE;
+    let ping = serde_json::to_string(&ClientFrame::Ping { nonce: None }).unwrap();
+    while handler.state.connection_count() == 1 {
+        // The server may have closed the connection since the count was read.
+        let _ = client
+            .socket
+            .send(WsMessage::Text(ping.clone().into()))
+            .await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection outlived its token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.close_code().await, Some(close::TOKEN_EXPIRED));
+    stack.cleanup().await;
+}
+
 /// Sends `frame` over and over on `client`, which never reads (one every `every`, or as
 /// fast as possible), until the server drops the connection (a send fails); returns how
 /// many went out.

@@ -58,8 +58,10 @@ impl From<&AuthUser> for Identity {
 /// token it was opened with expires or its log-in session ends, and what the user
 /// receives from others is masked at the token's content filter level.
 ///
-/// The socket is split before the session's future is made: that future lives as long as
-/// the connection, and holding the socket itself would keep room for it there.
+/// The returned future lives as long as the connection, and a future keeps room for
+/// everything it holds across an await, whether still needed or not: so opening and
+/// ending the connection run in boxed futures of their own, and only what the reader and
+/// the end need stays while the connection is open (see the tests below).
 pub fn run<S>(socket: S, state: AppState, user: Identity) -> impl Future<Output = ()> + Send
 where
     S: Stream<Item = Result<Message, axum::Error>>
@@ -68,20 +70,76 @@ where
         + 'static,
 {
     let (sink, stream) = socket.split();
-    run_split(sink, stream, state, user)
+    let opening = Box::new(Opening {
+        sink,
+        stream,
+        state,
+        user,
+    });
+    async move {
+        let Some(open) = Box::pin(open(opening)).await else {
+            return;
+        };
+        let Open {
+            mut stream,
+            state,
+            user_id,
+            connection_id,
+            closer,
+            writer,
+            reader,
+            session_id,
+            expires_at,
+        } = open;
+        reader.run(&mut stream, session_id, expires_at).await;
+        Box::pin(finish(
+            stream,
+            state,
+            user_id,
+            connection_id,
+            closer,
+            writer,
+        ))
+        .await;
+    }
 }
 
-async fn run_split<S>(
-    mut sink: SplitSink<S, Message>,
-    mut stream: SplitStream<S>,
+/// What a connection starts with.
+struct Opening<S> {
+    sink: SplitSink<S, Message>,
+    stream: SplitStream<S>,
     state: AppState,
     user: Identity,
-) where
+}
+
+/// A registered connection whose writer runs: what its reader and its end need.
+struct Open<S> {
+    stream: SplitStream<S>,
+    state: AppState,
+    user_id: Uuid,
+    connection_id: Uuid,
+    closer: Closer,
+    writer: tokio::task::JoinHandle<()>,
+    reader: Box<reader::Reader>,
+    session_id: Uuid,
+    expires_at: i64,
+}
+
+/// Registers the connection, starts its writer and queues the partners' presence; `None`
+/// when it cannot be registered (the client was sent 1011).
+async fn open<S>(opening: Box<Opening<S>>) -> Option<Open<S>>
+where
     S: Stream<Item = Result<Message, axum::Error>>
         + Sink<Message, Error = axum::Error>
         + Send
         + 'static,
 {
+    let Opening {
+        mut sink,
+        stream,
+        state,
+        user,
+    } = *opening;
     let user_id = user.user_id;
     // Time-ordered, so that ws-manager can tell a user's oldest connections.
     let connection_id = Uuid::now_v7();
@@ -104,15 +162,7 @@ async fn run_split<S>(
         handler_id: state.handler_id(),
         connection_id,
     };
-    // The calls made once per connection are boxed: awaited in place, each would widen
-    // the future every idle connection keeps for its whole life (see the tests below).
-    let registered = Box::pin(chats::register(
-        &state.peers().ws_manager,
-        user_id,
-        connection,
-    ))
-    .await;
-    let count = match registered {
+    let count = match chats::register(&state.peers().ws_manager, user_id, connection).await {
         Ok(count) => count,
         Err(err) => {
             tracing::warn!(error = %err, "cannot register a connection; closing it");
@@ -126,11 +176,11 @@ async fn run_split<S>(
                 sink.send(Message::Close(Some(frame))),
             )
             .await;
-            return;
+            return None;
         }
     };
     tracing::debug!(%user_id, %connection_id, connections = count, "connection registered");
-    let active = match Box::pin(chats::active_chats(&state.peers().message, user_id)).await {
+    let active = match chats::active_chats(&state.peers().message, user_id).await {
         Ok(list) => {
             for chat in &list {
                 state.chats().remember(chat);
@@ -157,7 +207,7 @@ async fn run_split<S>(
     if let Some(active) = active {
         // The partners' presence goes out right after `hello`, before the reader takes
         // the client's first frame (a `resume` is answered after it).
-        Box::pin(presence::current(&state, user_id, &active, &outbound)).await;
+        presence::current(&state, user_id, &active, &outbound).await;
         tokio::spawn(presence::announce_online(
             state.clone(),
             user_id,
@@ -165,27 +215,47 @@ async fn run_split<S>(
             active,
         ));
     }
-    Box::new(reader::Reader::new(
+    let reader = Box::new(reader::Reader::new(
         state.clone(),
         user_id,
         connection_id,
         outbound,
         closer.clone(),
         pending,
-    ))
-    .run(&mut stream, user.session_id, user.expires_at)
-    .await;
+    ));
+    Some(Open {
+        stream,
+        state,
+        user_id,
+        connection_id,
+        closer,
+        writer,
+        reader,
+        session_id: user.session_id,
+        expires_at: user.expires_at,
+    })
+}
+
+/// Ends a connection once its reader returned: stops the writer (which sends the close
+/// frame), deregisters it and waits briefly for the client's answer to the close.
+async fn finish<S>(
+    mut stream: SplitStream<S>,
+    state: AppState,
+    user_id: Uuid,
+    connection_id: Uuid,
+    closer: Closer,
+    writer: tokio::task::JoinHandle<()>,
+) where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + 'static,
+{
     closer.close(close::NORMAL, "");
     state.remove_connection(connection_id);
     let _ = writer.await;
-    match Box::pin(chats::deregister(
-        &state.peers().ws_manager,
-        user_id,
-        connection_id,
-    ))
-    .await
-    {
-        Ok(0) => Box::pin(presence::last_disconnected(&state, user_id)).await,
+    match chats::deregister(&state.peers().ws_manager, user_id, connection_id).await {
+        Ok(0) => presence::last_disconnected(&state, user_id).await,
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, %connection_id, "cannot deregister a connection"),
     }
@@ -225,9 +295,9 @@ mod tests {
     use crate::state::Peers;
 
     /// The most bytes the session task's future may take (it runs the reader).
-    const SESSION_FUTURE_BUDGET: usize = 1216;
+    const SESSION_FUTURE_BUDGET: usize = 768;
     /// The most bytes the writer task's future may take.
-    const WRITER_FUTURE_BUDGET: usize = 896;
+    const WRITER_FUTURE_BUDGET: usize = 736;
 
     /// A socket that never yields a frame and takes every write (never polled here).
     struct Silent;
@@ -326,7 +396,9 @@ mod tests {
     /// Every connection keeps two tasks for its whole life, each holding its future at
     /// the largest size any of its states needs: what those futures take is most of what
     /// an idle connection costs, so handling a frame or an outbound item (several times
-    /// the room of waiting for one) is boxed, and so are the reader and the writer.
+    /// the room of waiting for one) is boxed, and so are the reader, the writer, opening
+    /// and ending a connection; each keeps one timer, and none keeps a second copy of
+    /// its arguments.
     #[tokio::test]
     async fn an_idle_connections_tasks_stay_small() {
         let session = run(Silent, state(), Identity::from(&user()));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::extract::ws::Message as WsMessage;
 use futures::{Stream, StreamExt};
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 use uuid::Uuid;
 use wire::api::message::WatermarkUpdate;
 use wire::protocol::{ClientFrame, ServerFrame, close};
@@ -81,95 +82,126 @@ impl Reader {
     /// access token expires or its session ends; then waits until every send it took is
     /// answered. The reader comes boxed: a future keeps what it was called with besides
     /// what it moves out of it, and this one lives as long as the connection.
-    pub async fn run<S>(mut self: Box<Self>, stream: S, session_id: Uuid, token_expires_at: i64)
+    ///
+    /// Not an `async fn` (nor is `read`): one would keep a second copy of its arguments
+    /// for the connection's whole life; these blocks work on them in place.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps a copy of its arguments beside the ones it uses"
+    )]
+    pub fn run<S>(
+        mut self: Box<Self>,
+        stream: S,
+        session_id: Uuid,
+        token_expires_at: i64,
+    ) -> impl Future<Output = ()>
     where
         S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
-        self.read(stream, session_id, token_expires_at).await;
-        if let Some((to_store, storing)) = self.pipeline.take() {
-            drop(to_store);
-            if let Err(err) = storing.await {
-                tracing::error!(error = %err, "a connection's send pipeline failed");
+        async move {
+            self.read(stream, session_id, token_expires_at).await;
+            if let Some((to_store, storing)) = self.pipeline.take() {
+                drop(to_store);
+                if let Err(err) = storing.await {
+                    tracing::error!(error = %err, "a connection's send pipeline failed");
+                }
             }
         }
     }
 
-    async fn read<S>(&mut self, mut stream: S, session_id: Uuid, token_expires_at: i64)
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps a copy of its arguments beside the ones it uses"
+    )]
+    fn read<S>(
+        &mut self,
+        mut stream: S,
+        session_id: Uuid,
+        token_expires_at: i64,
+    ) -> impl Future<Output = ()>
     where
         S: Stream<Item = Result<WsMessage, axum::Error>> + Unpin,
     {
-        let revocations = self.state.verifier().revocations().clone();
-        let mut ended = revocations.watch();
-        if revocations.is_ended(session_id) {
-            self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
-            return;
-        }
-        let idle = self.state.config().idle_timeout;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let token_left = Duration::from_secs(token_expires_at.saturating_sub(now).max(0) as u64);
-        let expiry = tokio::time::sleep(token_left);
-        tokio::pin!(expiry);
-        loop {
-            let next = tokio::select! {
-                biased;
-                () = self.closer.closed() => return,
-                () = &mut expiry => {
-                    self.closer.close(close::TOKEN_EXPIRED, "the access token expired; reconnect with a fresh one");
-                    return;
-                }
-                news = ended.recv() => {
-                    let this_one = match news {
-                        Ok(session) => session == session_id,
-                        // Missed some: ask the list itself.
-                        Err(broadcast::error::RecvError::Lagged(_)) => revocations.is_ended(session_id),
-                        // The list lives as long as the verifier; never happens.
-                        Err(broadcast::error::RecvError::Closed) => false,
-                    };
-                    if this_one {
-                        self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
+        async move {
+            let revocations = self.state.verifier().revocations().clone();
+            let mut ended = revocations.watch();
+            if revocations.is_ended(session_id) {
+                self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
+                return;
+            }
+            let idle = self.state.config().idle_timeout;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let token_left =
+                Duration::from_secs(token_expires_at.saturating_sub(now).max(0) as u64);
+            let expires = Instant::now() + token_left;
+            let deadline = |now: Instant| (now + idle).min(expires);
+            // One timer for both limits, the token's expiry and the idle timeout, whichever
+            // comes first; it is moved on after each frame (rather than a timer per frame
+            // and one more kept for the expiry).
+            let timer = tokio::time::sleep_until(deadline(Instant::now()));
+            tokio::pin!(timer);
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = self.closer.closed() => return,
+                    () = &mut timer => {
+                        if Instant::now() >= expires {
+                            self.closer.close(close::TOKEN_EXPIRED, "the access token expired; reconnect with a fresh one");
+                        } else {
+                            self.closer.close(close::IDLE_TIMEOUT, "no frame within the idle timeout");
+                        }
                         return;
                     }
-                    continue;
-                }
-                next = tokio::time::timeout(idle, stream.next()) => next,
-            };
-            let message = match next {
-                Err(_) => {
-                    self.closer
-                        .close(close::IDLE_TIMEOUT, "no frame within the idle timeout");
-                    return;
-                }
-                Ok(None) => return,
-                Ok(Some(Err(err))) => {
-                    if is_too_big(err) {
-                        self.closer
-                            .close(close::MESSAGE_TOO_BIG, "frame larger than 65536 bytes");
+                    news = ended.recv() => {
+                        let this_one = match news {
+                            Ok(session) => session == session_id,
+                            // Missed some: ask the list itself.
+                            Err(broadcast::error::RecvError::Lagged(_)) => revocations.is_ended(session_id),
+                            // The list lives as long as the verifier; never happens.
+                            Err(broadcast::error::RecvError::Closed) => false,
+                        };
+                        if this_one {
+                            self.closer.close(close::TOKEN_EXPIRED, SESSION_ENDED);
+                            return;
+                        }
+                        continue;
                     }
-                    return;
-                }
-                Ok(Some(Ok(message))) => message,
-            };
-            match message {
-                WsMessage::Text(text) => {
-                    // Boxed: answering a frame takes several times the room of waiting
-                    // for one, and awaited in place that room would be kept by every
-                    // idle connection for its whole life.
-                    if !Box::pin(self.on_text(text.as_str())).await {
+                    next = stream.next() => next,
+                };
+                let message = match next {
+                    None => return,
+                    Some(Err(err)) => {
+                        if is_too_big(err) {
+                            self.closer
+                                .close(close::MESSAGE_TOO_BIG, "frame larger than 65536 bytes");
+                        }
                         return;
                     }
+                    Some(Ok(message)) => message,
+                };
+                match message {
+                    WsMessage::Text(text) => {
+                        // Boxed: answering a frame takes several times the room of waiting
+                        // for one, and awaited in place that room would be kept by every
+                        // idle connection for its whole life.
+                        if !Box::pin(self.on_text(text.as_str())).await {
+                            return;
+                        }
+                    }
+                    WsMessage::Binary(_) => {
+                        self.closer.close(
+                            close::UNSUPPORTED_DATA,
+                            "only JSON text frames are accepted",
+                        );
+                        return;
+                    }
+                    WsMessage::Close(_) => {
+                        self.closer.close(close::NORMAL, "");
+                        return;
+                    }
+                    WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                 }
-                WsMessage::Binary(_) => {
-                    self.closer.close(
-                        close::UNSUPPORTED_DATA,
-                        "only JSON text frames are accepted",
-                    );
-                    return;
-                }
-                WsMessage::Close(_) => {
-                    self.closer.close(close::NORMAL, "");
-                    return;
-                }
-                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                timer.as_mut().reset(deadline(Instant::now()));
             }
         }
     }

@@ -27,6 +27,7 @@ use std::sync::PoisonError;
 use axum::extract::ws::{CloseFrame, Message as WsMessage};
 use futures::{Sink, SinkExt, StreamExt};
 use service_kit::client::ClientError;
+use tokio::time::Instant;
 use uuid::Uuid;
 use wire::api::auth::ContentFilter;
 use wire::api::message::{Chat, Message};
@@ -99,76 +100,115 @@ impl Writer {
     /// close frame with the code asked for. The writer comes boxed: a future keeps what
     /// it was called with besides what it moves out of it, and this one lives as long as
     /// the connection.
-    pub async fn run<S>(mut self: Box<Self>, mut sink: S, queue: OutboundQueue, closer: Closer)
+    ///
+    /// Not an `async fn`: one would keep a second copy of its arguments for the
+    /// connection's whole life; this block works on them in place.
+    pub fn run<S>(
+        mut self: Box<Self>,
+        mut sink: S,
+        queue: OutboundQueue,
+        closer: Closer,
+    ) -> impl Future<Output = ()>
     where
         S: Sink<WsMessage, Error = axum::Error> + Unpin,
     {
         self.closer = closer.clone();
-        let idle = self.state.config().idle_timeout;
-        let outcome: SendResult = {
-            // What is written is handled in boxed futures (one per item, and the hello):
-            // handling an item takes several times the room of waiting for one, and
-            // awaited in place that room would be kept by every idle connection.
-            let work = async {
-                let hello = self.encode(&ServerFrame::Hello {
-                    protocol: PROTOCOL_VERSION,
-                    user_id: self.user_id,
-                    connection_id: self.connection_id,
-                    idle_timeout_secs: idle.as_secs(),
-                });
-                Box::pin(self.write(&mut sink, hello)).await?;
-                let mut ping = tokio::time::interval(idle / 3);
-                ping.tick().await;
-                let window = tokio::time::sleep(RESUME_WINDOW);
-                tokio::pin!(window);
-                let settle = tokio::time::sleep(crate::fanout::SETTLE_AFTER);
-                tokio::pin!(settle);
-                let mut settled = false;
-                // One stream for the connection's life: waiting on it registers once,
-                // where a fresh `recv` per item would register (and allocate) each time.
-                let mut incoming = queue.stream();
-                loop {
-                    // Frames are fed to the socket's write buffer; it is flushed once
-                    // nothing more is ready, so whatever the queue held at once leaves in
-                    // one write (and one wake-up of the client).
-                    if queue.is_empty() {
-                        self.flush(&mut sink).await?;
-                    }
-                    tokio::select! {
-                        () = &mut window, if self.held.is_some() => Box::pin(self.release(&mut sink)).await?,
-                        () = &mut settle, if !settled => {
-                            settled = true;
-                            Box::pin(self.settle(&mut sink)).await?;
+        let mut this = self;
+        async move {
+            let idle = this.state.config().idle_timeout;
+            let outcome: SendResult = {
+                // What is written is handled in boxed futures (one per item, and the hello):
+                // handling an item takes several times the room of waiting for one, and
+                // awaited in place that room would be kept by every idle connection.
+                let work = async {
+                    let hello = this.encode(&ServerFrame::Hello {
+                        protocol: PROTOCOL_VERSION,
+                        user_id: this.user_id,
+                        connection_id: this.connection_id,
+                        idle_timeout_secs: idle.as_secs(),
+                    });
+                    Box::pin(this.write(&mut sink, hello)).await?;
+                    // One timer for the writer's three deadlines (the end of the resume
+                    // window, the settle pass and the next ping), set to whichever is next:
+                    // each timer kept would stay in every idle connection's future.
+                    let start = Instant::now();
+                    let window_ends = start + RESUME_WINDOW;
+                    let settles_at = start + crate::fanout::SETTLE_AFTER;
+                    let ping_every = idle / 3;
+                    let mut next_ping = start + ping_every;
+                    let mut settled = false;
+                    let next_deadline = |held: bool, settled: bool, next_ping: Instant| {
+                        let mut at = next_ping;
+                        if held {
+                            at = at.min(window_ends);
                         }
-                        _ = ping.tick() => Box::pin(self.write(&mut sink, WsMessage::Ping(Default::default()))).await?,
-                        item = incoming.next() => match item {
-                            Some(item) => Box::pin(self.handle(&mut sink, item)).await?,
-                            None => return Ok(()),
-                        },
+                        if !settled {
+                            at = at.min(settles_at);
+                        }
+                        at
+                    };
+                    let mut armed = next_deadline(this.held.is_some(), settled, next_ping);
+                    let timer = tokio::time::sleep_until(armed);
+                    tokio::pin!(timer);
+                    // One stream for the connection's life: waiting on it registers once,
+                    // where a fresh `recv` per item would register (and allocate) each time.
+                    let mut incoming = queue.stream();
+                    loop {
+                        // Frames are fed to the socket's write buffer; it is flushed once
+                        // nothing more is ready, so whatever the queue held at once leaves in
+                        // one write (and one wake-up of the client).
+                        if queue.is_empty() {
+                            this.flush(&mut sink).await?;
+                        }
+                        tokio::select! {
+                            () = &mut timer => {
+                                let now = Instant::now();
+                                if this.held.is_some() && now >= window_ends {
+                                    Box::pin(this.release(&mut sink)).await?;
+                                }
+                                if !settled && now >= settles_at {
+                                    settled = true;
+                                    Box::pin(this.settle(&mut sink)).await?;
+                                }
+                                if now >= next_ping {
+                                    next_ping = now + ping_every;
+                                    Box::pin(this.write(&mut sink, WsMessage::Ping(Default::default()))).await?;
+                                }
+                            }
+                            item = incoming.next() => match item {
+                                Some(item) => Box::pin(this.handle(&mut sink, item)).await?,
+                                None => return Ok(()),
+                            },
+                        }
+                        let wanted = next_deadline(this.held.is_some(), settled, next_ping);
+                        if wanted != armed || timer.is_elapsed() {
+                            armed = wanted;
+                            timer.as_mut().reset(armed);
+                        }
                     }
+                };
+                tokio::select! {
+                    biased;
+                    () = closer.closed() => Ok(()),
+                    result = work => result,
                 }
             };
-            tokio::select! {
-                biased;
-                () = closer.closed() => Ok(()),
-                result = work => result,
+            if let Err(err) = outcome {
+                tracing::debug!(error = %err, connection_id = %this.connection_id, "socket write failed");
+                closer.close(close::NORMAL, "");
+                return;
             }
-        };
-        if let Err(err) = outcome {
-            tracing::debug!(error = %err, connection_id = %self.connection_id, "socket write failed");
-            closer.close(close::NORMAL, "");
-            return;
+            let (code, reason) = closer.reason().unwrap_or((close::NORMAL, String::new()));
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(this.state.config().close_timeout, async {
+                sink.send(WsMessage::Close(Some(frame))).await?;
+                sink.close().await
+            })
+            .await;
         }
-        let (code, reason) = closer.reason().unwrap_or((close::NORMAL, String::new()));
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(self.state.config().close_timeout, async {
-            sink.send(WsMessage::Close(Some(frame))).await?;
-            sink.close().await
-        })
-        .await;
     }
 
     async fn send<S>(&self, sink: &mut S, frame: &ServerFrame) -> SendResult

@@ -370,9 +370,12 @@ impl Stack {
 
     /// An access token for a user, signed like auth-service's.
     pub fn token_for(&self, user_id: Uuid) -> String {
-        self.signer
-            .sign(user_id, Uuid::new_v4(), Duration::from_secs(600))
-            .0
+        self.token_lasting(user_id, Duration::from_secs(600))
+    }
+
+    /// An access token for a user that expires after `ttl` (whole seconds).
+    pub fn token_lasting(&self, user_id: Uuid, ttl: Duration) -> String {
+        self.signer.sign(user_id, Uuid::new_v4(), ttl).0
     }
 
     /// Deletes the stack's Redis keys and files.
