@@ -20,10 +20,44 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     /// user → connection id → handler id.
-    users: HashMap<Uuid, HashMap<Uuid, Uuid>>,
+    users: HashMap<Uuid, UserConnections>,
     /// handler id → its connections.
     handler_connections: HashMap<Uuid, HashSet<UserConnection>>,
     handlers: HashMap<Uuid, HandlerEntry>,
+}
+
+/// One user's connections, as (connection id, handler id). A user holds a few at most
+/// (handlers cap them per account), so a short list: 32 bytes for the usual single
+/// connection, where a map would take about 150 for every connected user.
+#[derive(Debug, Default)]
+struct UserConnections(Vec<(Uuid, Uuid)>);
+
+impl UserConnections {
+    fn insert(&mut self, connection_id: Uuid, handler_id: Uuid) {
+        if let Some(entry) = self.0.iter_mut().find(|(c, _)| *c == connection_id) {
+            entry.1 = handler_id;
+            return;
+        }
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((connection_id, handler_id));
+    }
+
+    /// Removes a connection; its handler, if it was there.
+    fn remove(&mut self, connection_id: &Uuid) -> Option<Uuid> {
+        let at = self.0.iter().position(|(c, _)| c == connection_id)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (connection id, handler id) pairs.
+    fn iter(&self) -> impl Iterator<Item = (&Uuid, &Uuid)> {
+        self.0.iter().map(|(c, h)| (c, h))
+    }
 }
 
 #[derive(Debug)]
