@@ -233,15 +233,20 @@ async fn no_or_a_bad_token_is_refused_with_401_before_the_upgrade() {
     stack.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
-    let stack = embedded().await;
-    let handler = stack
+/// A handler that closes connections idle for 600 ms (and pings every 200 ms).
+async fn with_short_idle_timeout(stack: &Stack) -> support::Handler {
+    stack
         .start_handler(HandlerConfig {
             idle_timeout: Duration::from_millis(600),
             ..test_config()
         })
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
+    let stack = embedded().await;
+    let handler = with_short_idle_timeout(&stack).await;
     let token = stack.token_for(Uuid::new_v4());
     let mut silent = raw_connect(&handler.ws_url(), Some(&token), None)
         .await
@@ -282,12 +287,7 @@ async fn a_client_that_sends_nothing_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn an_active_connection_closes_when_its_access_token_expires() {
     let stack = embedded().await;
-    let handler = stack
-        .start_handler(HandlerConfig {
-            idle_timeout: Duration::from_millis(600),
-            ..test_config()
-        })
-        .await;
+    let handler = with_short_idle_timeout(&stack).await;
     let token = stack.token_lasting(Uuid::new_v4(), Duration::from_secs(2));
     let mut client = raw_connect(&handler.ws_url(), Some(&token), None)
         .await

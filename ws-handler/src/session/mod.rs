@@ -28,6 +28,20 @@ use crate::outbound::{Closer, PendingSends};
 use crate::presence;
 use crate::state::{AppState, LocalConnection};
 
+/// A client's WebSocket as a session sees it: frames in, frames out.
+pub trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Send + 'static
+{
+}
+
+impl<S> Socket for S where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + 'static
+{
+}
+
 /// What a connection keeps of its access token: only these few fields (not the whole
 /// [`AuthUser`]), since whatever the upgrade hands the session stays in its future for the
 /// connection's whole life.
@@ -62,13 +76,11 @@ impl From<&AuthUser> for Identity {
 /// everything it holds across an await, whether still needed or not: so opening and
 /// ending the connection run in boxed futures of their own, and only what the reader and
 /// the end need stays while the connection is open (see the tests below).
-pub fn run<S>(socket: S, state: AppState, user: Identity) -> impl Future<Output = ()> + Send
-where
-    S: Stream<Item = Result<Message, axum::Error>>
-        + Sink<Message, Error = axum::Error>
-        + Send
-        + 'static,
-{
+pub fn run<S: Socket>(
+    socket: S,
+    state: AppState,
+    user: Identity,
+) -> impl Future<Output = ()> + Send {
     let (sink, stream) = socket.split();
     let opening = Box::new(Opening {
         sink,
@@ -127,13 +139,7 @@ struct Open<S> {
 
 /// Registers the connection, starts its writer and queues the partners' presence; `None`
 /// when it cannot be registered (the client was sent 1011).
-async fn open<S>(opening: Box<Opening<S>>) -> Option<Open<S>>
-where
-    S: Stream<Item = Result<Message, axum::Error>>
-        + Sink<Message, Error = axum::Error>
-        + Send
-        + 'static,
-{
+async fn open<S: Socket>(opening: Box<Opening<S>>) -> Option<Open<S>> {
     let Opening {
         mut sink,
         stream,
@@ -238,19 +244,14 @@ where
 
 /// Ends a connection once its reader returned: stops the writer (which sends the close
 /// frame), deregisters it and waits briefly for the client's answer to the close.
-async fn finish<S>(
+async fn finish<S: Socket>(
     mut stream: SplitStream<S>,
     state: AppState,
     user_id: Uuid,
     connection_id: Uuid,
     closer: Closer,
     writer: tokio::task::JoinHandle<()>,
-) where
-    S: Stream<Item = Result<Message, axum::Error>>
-        + Sink<Message, Error = axum::Error>
-        + Send
-        + 'static,
-{
+) {
     closer.close(close::NORMAL, "");
     state.remove_connection(connection_id);
     let _ = writer.await;
